@@ -1,0 +1,332 @@
+/*
+ * main.c - smmapfs: checks the arguments, mounts, serves, unmounts.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+struct fs *fs_global;
+
+/* One line on stderr: "smmapfs: <message>[: <strerror(err)>]". */
+static int __attribute__((format(printf, 2, 3)))
+fail(int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("smmapfs: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (err)
+		fprintf(stderr, ": %s", strerror(err));
+	fputc('\n', stderr);
+	return -1;
+}
+
+/* Decode the octal escapes of /proc/self/mountinfo paths in place. */
+static void unescape(char *s)
+{
+	char *w = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] &&
+		    s[3]) {
+			*w++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+				      (s[3] - '0'));
+			s += 3;
+		} else {
+			*w++ = *s;
+		}
+	}
+	*w = '\0';
+}
+
+static bool is_mount_point(const char *path)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *save = NULL, *tok = strtok_r(line, " ", &save);
+
+		for (int i = 0; tok && i < 4; i++)
+			tok = strtok_r(NULL, " ", &save);
+		if (tok) {
+			unescape(tok);
+			found = strcmp(tok, path) == 0;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+static bool path_within(const char *inner, const char *outer)
+{
+	size_t n = strlen(outer);
+
+	if (strcmp(outer, "/") == 0)
+		return true;
+	return strncmp(inner, outer, n) == 0 &&
+	       (inner[n] == '\0' || inner[n] == '/');
+}
+
+static int check_source(struct fs *fs)
+{
+	struct fs_config *cfg = &fs->cfg;
+	char *real = realpath(cfg->source, NULL);
+	int fd;
+
+	if (!real)
+		return fail(errno == ENOENT ? 0 : errno,
+			    errno == ENOENT ? "SOURCE '%s' does not exist"
+					    : "cannot resolve SOURCE '%s'",
+			    cfg->source);
+	free(cfg->source);
+	cfg->source = real;
+	fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(errno == ENOTDIR ? 0 : errno,
+			    errno == ENOTDIR ? "SOURCE '%s' is not a directory"
+					     : "cannot read SOURCE '%s'",
+			    real);
+	close(fd);
+	fs->root_fd = open(real, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fs->root_fd < 0 || fstat(fs->root_fd, &fs->root_st) != 0)
+		return fail(errno, "cannot open SOURCE '%s'", real);
+	/* Fails on kernels without openat2 (before Linux 5.6). */
+	fd = fs_openat_beneath(fs, ".", O_PATH);
+	if (fd < 0)
+		return fail(-fd, "cannot confine paths beneath SOURCE '%s' "
+			    "with openat2 (Linux 5.6 or later is needed)", real);
+	close(fd);
+	return 0;
+}
+
+static int check_mountpoint(struct fs *fs)
+{
+	struct fs_config *cfg = &fs->cfg;
+	char *real = realpath(cfg->mountpoint, NULL);
+	struct stat st;
+
+	if (!real)
+		return fail(errno == ENOENT ? 0 : errno,
+			    errno == ENOENT ? "MOUNTPOINT '%s' does not exist"
+					    : "cannot resolve MOUNTPOINT '%s'",
+			    cfg->mountpoint);
+	free(cfg->mountpoint);
+	cfg->mountpoint = real;
+	if (stat(real, &st) != 0)
+		return fail(errno, "cannot stat MOUNTPOINT '%s'", real);
+	if (!S_ISDIR(st.st_mode))
+		return fail(0, "MOUNTPOINT '%s' is not a directory", real);
+	if (is_mount_point(real))
+		return fail(0, "MOUNTPOINT '%s' is already a mount point "
+			    "(unmount it first)", real);
+	if (path_within(real, cfg->source))
+		return fail(0, "MOUNTPOINT '%s' lies inside SOURCE: the mirror "
+			    "would contain itself", real);
+	return 0;
+}
+
+static void fs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct fs *fs = userdata;
+
+	/* Replies point into mappings: splicing would only add copies. */
+	conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
+				  FUSE_CAP_SPLICE_MOVE);
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
+		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	if (conn->capable & FUSE_CAP_ASYNC_READ)
+		conn->want |= FUSE_CAP_ASYNC_READ;
+	/* 1 MiB requests (max_pages follows max_write). */
+	conn->max_write = FS_MAX_READ;
+	if (fs->cfg.max_background) {
+		conn->max_background = fs->cfg.max_background;
+		conn->congestion_threshold = fs->cfg.max_background * 3 / 4;
+	}
+}
+
+/*
+ * Raise the mount's readahead (root only).  Runs in its own thread: the
+ * stat of the mountpoint needs the session loop to answer it.
+ */
+static void *read_ahead_main(void *arg)
+{
+	struct fs *fs = arg;
+	char path[128];
+	struct stat st;
+	FILE *f;
+
+	if (stat(fs->cfg.mountpoint, &st) != 0)
+		return NULL;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
+		 major(st.st_dev), minor(st.st_dev));
+	f = fopen(path, "we");
+	if (!f || fprintf(f, "%u\n", fs->cfg.read_ahead_kb) < 0 ||
+	    fclose(f) != 0)
+		fs_log("smmapfs: cannot set read_ahead in %s: %s", path,
+		       strerror(errno));
+	return NULL;
+}
+
+static const struct fuse_lowlevel_ops *make_ops(void)
+{
+	static struct fuse_lowlevel_ops ops;
+
+	memset(&ops, 0, sizeof(ops));
+	ops.init = fs_init;
+	ops.lookup = fs_op_lookup;
+	ops.forget = fs_op_forget;
+	ops.forget_multi = fs_op_forget_multi;
+	ops.getattr = fs_op_getattr;
+	ops.readlink = fs_op_readlink;
+	ops.opendir = fs_op_opendir;
+	ops.readdir = fs_op_readdir;
+	ops.readdirplus = fs_op_readdirplus;
+	ops.releasedir = fs_op_releasedir;
+	ops.open = fs_op_open;
+	ops.read = fs_op_read;
+	ops.release = fs_op_release;
+	ops.statfs = fs_op_statfs;
+	ops.getxattr = fs_op_getxattr;
+	ops.listxattr = fs_op_listxattr;
+	ops.access = fs_op_access;
+	fs_rofs_ops(&ops);
+	return &ops;
+}
+
+static int make_manager(struct fs *fs)
+{
+	struct fs_config *cfg = &fs->cfg;
+	smmap_options o;
+	int err;
+
+	smmap_options_init(&o, cfg->window_size ? SMMAP_SLIDING : SMMAP_STATIC);
+	if (cfg->window_size)
+		o.window_size = cfg->window_size;
+	o.max_mapped = cfg->max_mapped;
+	o.max_handles = cfg->max_handles;
+	o.max_fds = cfg->max_fds;
+	/* Bounds are hard for the filesystem: a read falls back instead. */
+	o.flags = SMMAP_HARD_MEMORY_LIMIT;
+	err = smmap_manager_new(&fs->man, &o);
+	if (err)
+		return fail(-err, "cannot create the region manager");
+	return 0;
+}
+
+static int serve(struct fs *fs)
+{
+	struct fuse_loop_config *lc;
+	int ret;
+
+	if (fs->cfg.singlethread)
+		return fuse_session_loop(fs->se);
+	lc = fuse_loop_cfg_create();
+	if (!lc)
+		return -1;
+	fuse_loop_cfg_set_clone_fd(lc, (unsigned)fs->cfg.clone_fd);
+	fuse_loop_cfg_set_max_threads(lc, fs->cfg.max_threads);
+	ret = fuse_session_loop_mt(fs->se, lc);
+	fuse_loop_cfg_destroy(lc);
+	return ret;
+}
+
+static int run(struct fs *fs, struct fuse_args *args)
+{
+	pthread_t ra;
+	bool ra_started = false;
+	int ret = 1;
+
+	fs->se = fuse_session_new(args, make_ops(), sizeof(struct fuse_lowlevel_ops),
+				  fs);
+	if (!fs->se)
+		return 1; /* libfuse said why */
+	if (fuse_set_signal_handlers(fs->se) != 0)
+		goto out_destroy;
+	if (fuse_session_mount(fs->se, fs->cfg.mountpoint) != 0)
+		goto out_signals;
+	if (fuse_daemonize(fs->cfg.foreground) != 0)
+		goto out_unmount;
+	if (!fs->cfg.foreground)
+		fs_log_use_syslog(true);
+	/* Threads start after daemonizing (fork keeps only the caller). */
+	if (fs_stats_signal_start(fs) != 0 || fs_inval_start(fs) != 0)
+		goto out_threads;
+	/* After libfuse's handlers, so that faults we do not own chain on. */
+	smmap_sigbus_install();
+	if (fs->cfg.read_ahead_kb &&
+	    pthread_create(&ra, NULL, read_ahead_main, fs) == 0)
+		ra_started = true;
+	ret = serve(fs) == 0 ? 0 : 1;
+	if (ra_started)
+		pthread_join(ra, NULL);
+out_threads:
+	fs_inval_stop(fs);
+	fs_stats_signal_stop(fs);
+out_unmount:
+	fuse_session_unmount(fs->se);
+out_signals:
+	fuse_remove_signal_handlers(fs->se);
+out_destroy:
+	fuse_session_destroy(fs->se);
+	fs->se = NULL;
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args;
+	struct fs fs;
+	bool exit_now;
+	int ret = 1;
+
+	memset(&fs, 0, sizeof(fs));
+	fs.root_fd = -1;
+	fs_global = &fs;
+	if (fs_parse_args(&fs.cfg, &args, argc, argv, &exit_now) != 0)
+		goto out;
+	if (exit_now) {
+		ret = 0;
+		goto out;
+	}
+	if (check_source(&fs) || check_mountpoint(&fs) || make_manager(&fs))
+		goto out;
+	pthread_mutex_init(&fs.lock, NULL);
+	if (fs_nodes_init(&fs) != 0) {
+		fail(ENOMEM, "cannot set up the node table");
+		goto out_lock;
+	}
+	ret = run(&fs, &args);
+	fs_nodes_dispose(&fs);
+out_lock:
+	pthread_mutex_destroy(&fs.lock);
+out:
+	if (fs.man && smmap_manager_free(fs.man) != 0)
+		fs_log("smmapfs: region manager still busy at exit");
+	if (fs.root_fd >= 0)
+		close(fs.root_fd);
+	fuse_opt_free_args(&args);
+	fs_config_dispose(&fs.cfg);
+	return ret;
+}
