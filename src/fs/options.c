@@ -39,7 +39,6 @@ struct raw {
 	char *extra;       /* a third positional argument */
 	int help;
 	int version;
-	int rw;
 };
 
 enum { KEY_HELP, KEY_VERSION, KEY_RO, KEY_RW };
@@ -125,9 +124,12 @@ static int opt_proc(void *data, const char *arg, int key,
 		raw->version = 1;
 		return 0;
 	case KEY_RO:
-		return 0; /* always read-only; added back below */
 	case KEY_RW:
-		raw->rw = 1;
+		/*
+		 * Always read-only ("ro" is added back below).  mount(8)
+		 * passes "rw" to every helper unless told "ro", so "rw" cannot
+		 * be an error; it changes nothing.
+		 */
 		return 0;
 	case FUSE_OPT_KEY_NONOPT:
 		if (!raw->source)
@@ -319,10 +321,6 @@ static int take_positionals(struct fs_config *cfg, struct raw *raw,
 			 "");
 		return -1;
 	}
-	if (raw->rw) {
-		err_line("option 'rw' conflicts with a read-only mirror");
-		return -1;
-	}
 	cfg->source = raw->source;
 	cfg->mountpoint = raw->mountpoint;
 	raw->source = raw->mountpoint = NULL;
@@ -331,6 +329,33 @@ static int take_positionals(struct fs_config *cfg, struct raw *raw,
 	    fuse_opt_add_arg(args, "-oro"))
 		return -1;
 	return 0;
+}
+
+/*
+ * Unless told otherwise, name the mount after SOURCE (what df and
+ * /proc/mounts show), escaping the characters libfuse's option syntax uses.
+ */
+static int add_fsname(struct fs_config *cfg, struct fuse_args *args)
+{
+	char *opt;
+	size_t w = 0;
+
+	for (int i = 0; i < args->argc; i++)
+		if (strstr(args->argv[i], "fsname="))
+			return 0;
+	opt = malloc(strlen(cfg->source) * 2 + sizeof("-ofsname="));
+	if (!opt)
+		return -1;
+	w = (size_t)sprintf(opt, "-ofsname=");
+	for (const char *p = cfg->source; *p; p++) {
+		if (*p == ',' || *p == '\\')
+			opt[w++] = '\\';
+		opt[w++] = *p;
+	}
+	opt[w] = '\0';
+	w = (size_t)fuse_opt_add_arg(args, opt);
+	free(opt);
+	return w ? -1 : 0;
 }
 
 static int take_cmdline(struct fs_config *cfg, struct fuse_args *args)
@@ -398,7 +423,8 @@ int fs_parse_args(struct fs_config *cfg, struct fuse_args *fuse_args,
 		goto out;
 	}
 	if (apply_raw(cfg, &raw) || take_positionals(cfg, &raw, &args) ||
-	    take_cmdline(cfg, &args) || add_permissions(cfg, &args))
+	    take_cmdline(cfg, &args) || add_permissions(cfg, &args) ||
+	    add_fsname(cfg, &args))
 		goto out;
 	*fuse_args = args;
 	args = (struct fuse_args)FUSE_ARGS_INIT(0, NULL);
