@@ -235,20 +235,29 @@ static int make_manager(struct fs *fs)
 	return 0;
 }
 
+/* Serve until unmounted.  @return 0 for a clean end, else non-zero. */
 static int serve(struct fs *fs)
 {
 	struct fuse_loop_config *lc;
 	int ret;
 
-	if (fs->cfg.singlethread)
-		return fuse_session_loop(fs->se);
-	lc = fuse_loop_cfg_create();
-	if (!lc)
-		return -1;
-	fuse_loop_cfg_set_clone_fd(lc, (unsigned)fs->cfg.clone_fd);
-	fuse_loop_cfg_set_max_threads(lc, fs->cfg.max_threads);
-	ret = fuse_session_loop_mt(fs->se, lc);
-	fuse_loop_cfg_destroy(lc);
+	if (fs->cfg.singlethread) {
+		ret = fuse_session_loop(fs->se);
+	} else {
+		lc = fuse_loop_cfg_create();
+		if (!lc)
+			return -1;
+		fuse_loop_cfg_set_clone_fd(lc, (unsigned)fs->cfg.clone_fd);
+		fuse_loop_cfg_set_max_threads(lc, fs->cfg.max_threads);
+		ret = fuse_session_loop_mt(fs->se, lc);
+		fuse_loop_cfg_destroy(lc);
+	}
+	/*
+	 * libfuse returns the number of the signal that ended the loop: those
+	 * are requests to unmount, so they end cleanly.
+	 */
+	if (ret == SIGINT || ret == SIGTERM || ret == SIGHUP)
+		ret = 0;
 	return ret;
 }
 
