@@ -267,11 +267,16 @@ SMMAP_EXPORT void smmap_file_free(smmap_file *f);
 /**
  * Compare the file with what the handle last saw (st_dev, st_ino, size,
  * mtime, ctime).  `st` is the caller's fresh stat, or NULL to stat the file
- * now (through the path, the descriptor or the opener).  On a change the
- * file's regions are retired: unused ones are unmapped at once, used ones
- * when their last cursor leaves them, and new windows see the new size.
- * Thread-safe.
- * @return 1 changed, 0 unchanged, -errno (the handle is left unchanged).
+ * now (through the path, the descriptor or the opener).  On a change,
+ * regions that no longer fit the file are retired - those reaching past
+ * its new end and those cut short by its old end - unused ones at once,
+ * used ones when their last cursor leaves them; new windows see the new
+ * size.  Full windows inside the file stay (a shared mapping shows the
+ * file's current bytes).  A path handle whose path now names another file
+ * follows it.  Thread-safe.
+ * @return 1 changed, 0 unchanged; -ESTALE when a descriptor or opener
+ *         handle's file was replaced; other -errno (the handle is left
+ *         unchanged).
  */
 SMMAP_EXPORT int smmap_file_revalidate(smmap_file *f, const struct stat *st);
 

@@ -38,6 +38,14 @@ int smmap_buffer_begin(smmap_buffer *b, smmap_cursor *c, int64_t offset,
 		/* B15: an empty file gives an empty buffer, not an error. */
 		return fsize == 0 && offset == 0 ? 0 : -ERANGE;
 	}
+	if (fsize <= (uint64_t)offset) {
+		/*
+		 * The cursor's region was retired (the file shrank) but still
+		 * covers offset: the file no longer does.
+		 */
+		smmap_cursor_unuse_region(c);
+		return -ERANGE;
+	}
 	avail = fsize - (uint64_t)offset;
 	b->base_ = (uint64_t)offset;
 	b->len_ = size < avail ? size : avail;

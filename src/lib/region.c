@@ -376,19 +376,6 @@ static void publish_locked(smmap_manager *m, struct smmap__region *r)
 	pthread_cond_broadcast(&m->cond);
 }
 
-/*
- * The file changed while we tried to map it: take in the new state.
- * @return 0 to try again, -ESTALE when a descriptor/opener handle now finds
- *         another file.
- */
-static int take_change_locked(smmap_file *f, const struct stat *st,
-			      struct victims *v)
-{
-	int ret = smmap__file_apply_stat_locked(f, st, v);
-
-	return ret == -EXDEV ? -ESTALE : 0;
-}
-
 int smmap__region_use(smmap_cursor *c, int64_t offset, size_t size)
 {
 	smmap_manager *m = c->man_;
@@ -465,9 +452,16 @@ int smmap__region_use(smmap_cursor *c, int64_t offset, size_t size)
 
 		pthread_mutex_lock(&m->lock);
 		if (ret == MAP_CHANGED) {
+			/*
+			 * The file is not what the handle saw: take in its new
+			 * state (a path handle follows a replaced file, others
+			 * get -ESTALE) and look again.
+			 */
 			abandon_locked(m, r, &v);
-			ret = take_change_locked(f, &st, &v);
-			if (ret == 0 && ++changes > MAX_CHANGES)
+			pthread_mutex_unlock(&m->lock);
+			ret = smmap_file_revalidate(f, &st);
+			pthread_mutex_lock(&m->lock);
+			if (ret >= 0 && ++changes > MAX_CHANGES)
 				ret = -EAGAIN;
 			if (ret < 0)
 				break;
