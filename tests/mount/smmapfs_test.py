@@ -488,4 +488,180 @@ def errno_of(fn, *args, **kw):
     return None
 
 
+def call_with_timeout(timeout, fn, *args, **kw):
+    """fn(*args, **kw) in a daemon thread, bounded in time.
+
+    Returns fn's result or re-raises its exception.  A call still running
+    after `timeout` seconds raises AssertionError (the thread stays behind,
+    blocked; kill the daemon to release it): a read through the mount must
+    never hang.
+    """
+    import threading
+    box = {}
+
+    def body():
+        try:
+            box["ret"] = fn(*args, **kw)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            box["exc"] = e
+
+    t = threading.Thread(target=body, daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        raise AssertionError("%s did not return within %s s (hang)"
+                             % (getattr(fn, "__name__", fn), timeout))
+    if "exc" in box:
+        raise box["exc"]
+    return box.get("ret")
+
+
+def drop_page_cache(fd):
+    """Drop the kernel's clean cached pages of an open file (the next
+    reads of a mount file then reach the daemon)."""
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+def rename_exchange(a, b):
+    """Atomically swap the names a and b (renameat2 RENAME_EXCHANGE)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    at_fdcwd, rename_exchange_flag = -100, 2
+    if libc.renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b),
+                      rename_exchange_flag) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), a)
+
+
+def variant_scale(full, reduced):
+    """`reduced` under a sanitizer variant (SMMAP_TEST_VARIANT), else
+    `full`: the sanitized daemon is several times slower."""
+    return reduced if os.environ.get("SMMAP_TEST_VARIANT") else full
+
+
+
+# ---------------------------------------------------------------------------
+# users, processes (faults suite)
+# ---------------------------------------------------------------------------
+
+TEST_USER = "smmapfs-test"
+
+
+def unprivileged_user():
+    """(uid, gid) of the unprivileged system user `smmapfs-test`, created
+    (useradd -r -M, no login) when missing; it is left in place after."""
+    import pwd
+    try:
+        pw = pwd.getpwnam(TEST_USER)
+    except KeyError:
+        if os.geteuid() != 0:
+            raise Skip("user %s is missing and we are not root" % TEST_USER)
+        subprocess.run(["useradd", "-r", "-M", "-s", "/usr/sbin/nologin",
+                        TEST_USER], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+        pw = pwd.getpwnam(TEST_USER)
+    return pw.pw_uid, pw.pw_gid
+
+
+def as_user(fn, uid, gid, groups=(), timeout=30):
+    """Run fn() in a forked child with the given uid/gid/groups; return its
+    result (anything repr()/eval()-able: ints, bytes, str, tuples, None).
+    An OSError in fn comes back as ("errno", errno).  The child is killed
+    after `timeout` seconds (AssertionError: it hung)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: no threads, no Python-level locks needed
+        code = 0
+        try:
+            os.close(r)
+            os.setgroups(list(groups))
+            os.setgid(gid)
+            os.setuid(uid)
+            try:
+                out = repr(fn())
+            except OSError as e:
+                out = repr(("errno", e.errno))
+            data = out.encode()
+            while data:
+                data = data[os.write(w, data):]
+        except BaseException:  # noqa: BLE001 - reported as exit status
+            code = 99
+        os._exit(code)
+    os.close(w)
+    chunks = []
+    end = time.monotonic() + timeout
+    os.set_blocking(r, False)
+    try:
+        while True:
+            try:
+                b = os.read(r, 65536)
+            except BlockingIOError:
+                if time.monotonic() > end:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    raise AssertionError("%s as uid %d hung for %s s"
+                                         % (getattr(fn, "__name__", fn),
+                                            uid, timeout))
+                time.sleep(0.01)
+                continue
+            if not b:
+                break
+            chunks.append(b)
+    finally:
+        os.close(r)
+    _, status = os.waitpid(pid, 0)
+    check(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0,
+          "child as uid %d failed (status %#x)" % (uid, status))
+    import ast
+    return ast.literal_eval(b"".join(chunks).decode())
+
+
+def pids_with_arg(needle):
+    """Pids of processes (not zombies) whose argv contains `needle` as a
+    whole argument or inside one: daemonized smmapfs has no handle."""
+    needle = os.fsencode(needle)
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit() or int(p) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % p, "rb") as f:
+                argv = f.read().split(b"\0")
+            with open("/proc/%s/stat" % p) as f:
+                state = f.read().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and any(needle in a for a in argv):
+            out.append(int(p))
+    return out
+
+
+def thread_count(pid):
+    return len(os.listdir("/proc/%d/task" % pid))
+
+
+def children_of(pid):
+    """Pids whose parent is pid (zombies included), with their state."""
+    out = {}
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            with open("/proc/%s/stat" % p) as f:
+                fields = f.read().rpartition(")")[2].split()
+            if int(fields[1]) == pid:
+                out[int(p)] = fields[0]
+    return out
+
+
+def mount_entries(prefix):
+    """Mount points at or beneath `prefix` (realpath), from mountinfo."""
+    prefix = os.path.realpath(prefix)
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = _unescape_mountinfo(line.split()[4])
+            if mp == prefix or mp.startswith(prefix + "/"):
+                out.append(mp)
+    return sorted(out)
+
 __all__ = [n for n in dir() if not n.startswith("_")] + ["errno"]
