@@ -208,14 +208,20 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fs_reply_err(req, count == -ESTALE ? EIO : -count, "read");
 		return;
 	}
+	/*
+	 * Count before replying: the client may read the statistics as soon
+	 * as it has its data, and must find it counted.
+	 */
+	fs_add(&fs->ctr.read_bytes, total);
 	ret = fuse_reply_iov(req, iov, count);
 	for (int i = 0; i < count; i++)
 		smmap_cursor_dispose(&c[i]);
 	if (ret == -EFAULT) {
 		/* The file shrank under the mapping: the client got EIO. */
+		atomic_fetch_sub_explicit(&fs->ctr.read_bytes, total,
+					  memory_order_relaxed);
 		fs_inc(&fs->ctr.reply_faults);
 		smmap_file_revalidate(f, NULL);
 		return;
 	}
-	fs_add(&fs->ctr.read_bytes, total);
 }
