@@ -58,7 +58,8 @@ void htab_insert(struct htab *t, struct htab_node *n, uint64_t hash)
 {
 	size_t b;
 
-	if (t->count >= t->mask + 1)
+	/* Keep the load under 3/4: chains stay about one entry long. */
+	if (t->count + 1 > (t->mask + 1) / 4 * 3)
 		grow(t);
 	b = hash & t->mask;
 	n->hash = hash;

@@ -2,8 +2,8 @@
  * htab.h - intrusive chained hash table keyed by a caller-computed 64-bit
  * hash.  The caller embeds a struct htab_node, computes the hash of its key
  * and compares keys itself while walking htab_first()/htab_next(); the table
- * only knows hashes.  The bucket array doubles when the load exceeds 1, so
- * lookups stay O(1) whatever the number of entries.
+ * only knows hashes.  The bucket array doubles when the load would exceed
+ * 3/4, so lookups stay O(1) whatever the number of entries.
  *
  * Not thread-safe: callers hold the lock that guards the table.
  */

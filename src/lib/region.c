@@ -167,7 +167,7 @@ void smmap__fentry_retire_locked(smmap_manager *m, struct fentry *fe,
 		n = n->next;
 		if (!region_stale(m, r, new_size))
 			continue;
-		ctr_inc(&m->ctr.retired);
+		ctr_inc_locked(&m->ctr.retired);
 		if (r->pins == 0)
 			to_victims_locked(m, r, v);
 		else
@@ -204,7 +204,7 @@ static int reserve_locked(smmap_manager *m, size_t len, struct victims *v)
 	struct list_node *n;
 
 	if (hard && len > m->max_mapped) {
-		ctr_inc(&m->ctr.limit_refusals);
+		ctr_inc_locked(&m->ctr.limit_refusals);
 		return -ENOMEM;
 	}
 	for (;;) {
@@ -221,18 +221,18 @@ static int reserve_locked(smmap_manager *m, size_t len, struct victims *v)
 
 		gone_bytes += r->len;
 		gone_maps++;
-		ctr_inc(&m->ctr.evictions);
+		ctr_inc_locked(&m->ctr.evictions);
 		to_victims_locked(m, r, v);
 	}
 	if (gone_maps)
 		return RESERVE_RETRY;
 	if (maps + 1 > m->max_handles ||
 	    (hard && mapped + len > m->max_mapped)) {
-		ctr_inc(&m->ctr.limit_refusals);
+		ctr_inc_locked(&m->ctr.limit_refusals);
 		return -EAGAIN;
 	}
 	if (mapped + len > m->max_mapped)
-		ctr_inc(&m->ctr.overcommits);
+		ctr_inc_locked(&m->ctr.overcommits);
 	account_locked(m, len);
 	return 0;
 }
@@ -371,8 +371,8 @@ static void publish_locked(smmap_manager *m, struct smmap__region *r)
 	if (r->fe->nregions++ == 0)
 		atomic_fetch_add_explicit(&m->open_files, 1,
 					  memory_order_relaxed);
-	ctr_inc(&m->ctr.mmap_calls);
-	ctr_inc(&m->ctr.misses);
+	ctr_inc_locked(&m->ctr.mmap_calls);
+	ctr_inc_locked(&m->ctr.misses);
 	pthread_cond_broadcast(&m->cond);
 }
 
@@ -405,7 +405,7 @@ int smmap__region_use(smmap_cursor *c, int64_t offset, size_t size)
 		r = find_locked(m, fe, idx);
 		if (r && r->state == REGION_READY) {
 			pin_locked(r);
-			ctr_inc(&m->ctr.hits);
+			ctr_inc_locked(&m->ctr.hits);
 			cursor_set(c, r, offset, size);
 			ret = 1;
 			break;
