@@ -56,13 +56,25 @@ static void inval_push(struct fs *fs, fuse_ino_t ino)
 	pthread_mutex_unlock(&q->lock);
 }
 
-bool fs_node_refresh(struct fs *fs, struct node *n, const struct stat *st)
+bool fs_node_refresh(struct fs *fs, struct node *n, const struct stat *st,
+		     bool in_reply)
 {
 	smmap_file *f;
-	bool changed;
+	bool changed, kernel_sees;
 
 	pthread_mutex_lock(&n->lock);
 	changed = attrs_differ(&n->snap, st);
+	/*
+	 * A reply showing a new size or mtime makes the kernel drop its
+	 * cached pages by itself (auto_inval_data).  An invalidation sent
+	 * meanwhile would make it discard that very reply (its attr_version
+	 * check), and the client would read up to the old size: send one
+	 * only when the reply cannot tell (only ctime moved) or there is no
+	 * reply with attributes (open).
+	 */
+	kernel_sees = in_reply && atomic_load(&fs->auto_inval) &&
+		      (n->snap.st_size != st->st_size ||
+		       !same_ts(&n->snap.st_mtim, &st->st_mtim));
 	n->snap = *st;
 	if (changed)
 		n->changed = true;
@@ -77,7 +89,7 @@ bool fs_node_refresh(struct fs *fs, struct node *n, const struct stat *st)
 	 */
 	if (f)
 		smmap_file_revalidate(f, st);
-	if (n->type == S_IFREG)
+	if (n->type == S_IFREG && !kernel_sees)
 		inval_push(fs, fs_node_id(fs, n));
 	return true;
 }

@@ -91,7 +91,11 @@ struct node {
 	dev_t dev;                 /* immutable */
 	ino_t ino;                 /* immutable */
 	mode_t type;               /* S_IFMT bits, immutable */
-	bool detached;             /* fs->lock: out of the table (ino reused) */
+	uint64_t gen;              /* immutable: digest of the file handle
+				    * (inode generation), 0 when unknown */
+	bool detached;             /* fs->lock: never found again (ino reused);
+				    * still in the table, freed at unmount */
+	atomic_bool stale;         /* its inode number names another file now */
 
 	pthread_mutex_t lock;
 	struct stat snap;          /* node->lock: attributes last seen */
@@ -127,6 +131,9 @@ struct fs {
 	struct node root;
 	struct fs_counters ctr;
 	struct inval_queue *inval;
+	/* FUSE_CAP_AUTO_INVAL_DATA granted: the kernel drops its cached
+	 * pages itself when a reply shows a new size or mtime. */
+	atomic_bool auto_inval;
 };
 
 /* The one filesystem of this process (for the library's opener callback). */
@@ -154,7 +161,7 @@ fuse_ino_t fs_node_id(struct fs *fs, struct node *n);
  * @return the node, or NULL (out of memory).
  */
 struct node *fs_node_get(struct fs *fs, struct node *parent, const char *name,
-			 const struct stat *st);
+			 const struct stat *st, uint64_t gen);
 /** Drop `n` kernel lookups; frees the node when nothing refers to it. */
 void fs_node_forget(struct fs *fs, struct node *n, uint64_t nlookup);
 /**
@@ -176,11 +183,25 @@ int fs_openat_beneath(struct fs *fs, const char *rel, int flags);
 int fs_open_node(struct fs *fs, struct node *n, const char *name, int flags);
 void fs_close_slot(struct fs *fs, int fd);
 /**
- * stat n (or n/name) beneath SOURCE without following a final symlink.
+ * stat n (or n/name) beneath SOURCE without following a final symlink;
+ * *gen (unless gen is NULL) gets the file's fs_handle_gen().
  * @return 0 or -errno.
  */
 int fs_stat_node(struct fs *fs, struct node *n, const char *name,
-		 struct stat *st);
+		 struct stat *st, uint64_t *gen);
+/**
+ * A digest of the file handle of dirfd/name (name_to_handle_at flags, such
+ * as AT_EMPTY_PATH), which carries the inode's generation: a file that got
+ * a freed inode number again has another one.  @return it, or 0 when the
+ * filesystem gives no handles.
+ */
+uint64_t fs_handle_gen(int dirfd, const char *name, int flags);
+/**
+ * (st, gen) - fresh attributes and handle digest of what n's path leads
+ * to - are n's file: same (st_dev, st_ino) and, when both are known, same
+ * generation.  A reused inode number marks n stale.
+ */
+bool fs_node_matches(struct node *n, const struct stat *st, uint64_t gen);
 /** The library's opener for a node's regular file (slot already held). */
 int fs_node_opener(void *ctx);
 
@@ -188,10 +209,12 @@ int fs_node_opener(void *ctx);
 
 /**
  * Compare fresh attributes of n with what was seen before; on a change
- * retire the file's windows and invalidate the kernel's cache.  Caller
- * holds no lock.  @return true when something changed.
+ * retire the file's windows and invalidate the kernel's cache.  `in_reply`:
+ * the caller replies with these attributes (lookup, getattr, readdirplus).
+ * Caller holds no lock.  @return true when something changed.
  */
-bool fs_node_refresh(struct fs *fs, struct node *n, const struct stat *st);
+bool fs_node_refresh(struct fs *fs, struct node *n, const struct stat *st,
+		     bool in_reply);
 int fs_inval_start(struct fs *fs);
 void fs_inval_stop(struct fs *fs);
 
@@ -216,6 +239,8 @@ void fs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi);
 void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino,
 		      struct fuse_file_info *fi);
+/** Free the snapshots of directories still open (at exit). */
+void fs_dirs_dispose(void);
 
 void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

@@ -150,8 +150,10 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
 				  FUSE_CAP_SPLICE_MOVE);
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
-	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
+	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA) {
 		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+		atomic_store(&fs->auto_inval, true);
+	}
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
@@ -327,6 +329,7 @@ int main(int argc, char **argv)
 		goto out_lock;
 	}
 	ret = run(&fs, &args);
+	fs_dirs_dispose();
 	fs_nodes_dispose(&fs);
 out_lock:
 	pthread_mutex_destroy(&fs.lock);

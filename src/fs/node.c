@@ -49,8 +49,7 @@ int fs_nodes_init(struct fs *fs)
 
 static void node_free(struct fs *fs, struct node *n)
 {
-	if (!n->detached)
-		htab_remove(&fs->nodes, &n->hnode);
+	htab_remove(&fs->nodes, &n->hnode);
 	pthread_mutex_destroy(&n->lock);
 	smmap_file_free(n->file);
 	free(n->name);
@@ -112,7 +111,7 @@ static struct node *find_locked(struct fs *fs, dev_t dev, ino_t ino)
 	     e = htab_next(e)) {
 		struct node *n = container_of(e, struct node, hnode);
 
-		if (n->dev == dev && n->ino == ino)
+		if (n->dev == dev && n->ino == ino && !n->detached)
 			return n;
 	}
 	return NULL;
@@ -135,8 +134,36 @@ static void rename_locked(struct fs *fs, struct node *n, struct node *parent,
 	node_unref_locked(fs, old);
 }
 
+uint64_t fs_handle_gen(int dirfd, const char *name, int flags)
+{
+	_Alignas(struct file_handle) unsigned char raw[sizeof(struct file_handle) +
+						       MAX_HANDLE_SZ];
+	struct file_handle *fh = (struct file_handle *)raw;
+	uint64_t h = UINT64_C(0xcbf29ce484222325); /* FNV-1a */
+	int mount_id;
+
+	fh->handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(dirfd, name, fh, &mount_id, flags) != 0)
+		return 0;
+	h = (h ^ (uint64_t)(unsigned)fh->handle_type) * UINT64_C(0x100000001b3);
+	for (unsigned i = 0; i < fh->handle_bytes; i++)
+		h = (h ^ fh->f_handle[i]) * UINT64_C(0x100000001b3);
+	return h ? h : 1;
+}
+
+bool fs_node_matches(struct node *n, const struct stat *st, uint64_t gen)
+{
+	if (st->st_dev != n->dev || st->st_ino != n->ino)
+		return false;
+	if (n->gen && gen && n->gen != gen) {
+		atomic_store(&n->stale, true);
+		return false;
+	}
+	return true;
+}
+
 struct node *fs_node_get(struct fs *fs, struct node *parent, const char *name,
-			 const struct stat *st)
+			 const struct stat *st, uint64_t gen)
 {
 	struct node *fresh = calloc(1, sizeof(*fresh));
 	char *copy = strdup(name);
@@ -149,13 +176,18 @@ struct node *fs_node_get(struct fs *fs, struct node *parent, const char *name,
 	}
 	pthread_mutex_lock(&fs->lock);
 	n = find_locked(fs, st->st_dev, st->st_ino);
-	if (n && n != &fs->root && n->type != (st->st_mode & S_IFMT)) {
+	if (n && n != &fs->root &&
+	    (n->type != (st->st_mode & S_IFMT) ||
+	     (n->gen && gen && n->gen != gen))) {
 		/*
-		 * The inode number was reused by a file of another type: the
-		 * old node is stale.  Hide it; the kernel forgets it later.
+		 * The inode number was reused by another file (of another
+		 * type, or of another generation): the old node is stale.
+		 * Hide it; the kernel forgets it later (it stays in the table
+		 * to be freed at unmount otherwise).  Its reads fail: its
+		 * windows would now be the new file's (same st_dev, st_ino).
 		 */
-		htab_remove(&fs->nodes, &n->hnode);
 		n->detached = true;
+		atomic_store(&n->stale, true);
 		n = NULL;
 	}
 	if (n) {
@@ -170,6 +202,7 @@ struct node *fs_node_get(struct fs *fs, struct node *parent, const char *name,
 		n->dev = st->st_dev;
 		n->ino = st->st_ino;
 		n->type = st->st_mode & S_IFMT;
+		n->gen = gen;
 		n->snap = *st;
 		n->parent = parent;
 		n->name = copy;
@@ -271,7 +304,7 @@ void fs_close_slot(struct fs *fs, int fd)
 }
 
 int fs_stat_node(struct fs *fs, struct node *n, const char *name,
-		 struct stat *st)
+		 struct stat *st, uint64_t *gen)
 {
 	int err = 0;
 	int fd = fs_open_node(fs, n, name, O_PATH | O_NOFOLLOW);
@@ -280,6 +313,8 @@ int fs_stat_node(struct fs *fs, struct node *n, const char *name,
 		return fd;
 	if (fstat(fd, st) != 0)
 		err = -errno;
+	else if (gen)
+		*gen = fs_handle_gen(fd, "", AT_EMPTY_PATH);
 	fs_close_slot(fs, fd);
 	return err;
 }
@@ -289,10 +324,29 @@ int fs_node_opener(void *ctx)
 	struct node *n = ctx;
 	char path[PATH_MAX];
 	int err = fs_node_path(fs_global, n, NULL, path, sizeof(path));
+	int fd;
 
 	if (err)
 		return err;
 	/* O_NONBLOCK: a name swapped for a FIFO must not block us. */
-	return fs_openat_beneath(fs_global, path,
-				 O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+	fd = fs_openat_beneath(fs_global, path,
+			       O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+	/*
+	 * Not n's file (another generation): the library's own check of
+	 * (st_dev, st_ino) would pass a file that got n's freed inode number
+	 * again, and its pread fallback checks nothing.
+	 */
+	if (fd >= 0 && n->gen) {
+		uint64_t gen = fs_handle_gen(fd, "", AT_EMPTY_PATH);
+		struct stat st;
+
+		if (gen && gen != n->gen) {
+			if (fstat(fd, &st) == 0 && st.st_dev == n->dev &&
+			    st.st_ino == n->ino)
+				atomic_store(&n->stale, true); /* reused */
+			close(fd);
+			return -ESTALE;
+		}
+	}
+	return fd;
 }

@@ -9,6 +9,8 @@
  */
 #include "fs.h"
 
+#include "list.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,18 +25,44 @@ struct dent {
 };
 
 struct snapshot {
+	struct list_node link;     /* open_dirs, while the kernel holds it */
 	size_t count;
 	struct dent *ents;
 	char *names;
 };
 
+/*
+ * Snapshots of open directories.  The kernel sends RELEASEDIR in the
+ * background: an unmount right after a close may end the connection before
+ * it arrives, so what is still open at exit is freed by fs_dirs_dispose().
+ */
+static pthread_mutex_t open_dirs_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct list_node open_dirs = { &open_dirs, &open_dirs };
+
 static void snapshot_free(struct snapshot *s)
 {
 	if (!s)
 		return;
+	pthread_mutex_lock(&open_dirs_lock);
+	list_del(&s->link);
+	pthread_mutex_unlock(&open_dirs_lock);
 	free(s->ents);
 	free(s->names);
 	free(s);
+}
+
+void fs_dirs_dispose(void)
+{
+	for (;;) {
+		struct list_node *l;
+
+		pthread_mutex_lock(&open_dirs_lock);
+		l = list_first(&open_dirs);
+		pthread_mutex_unlock(&open_dirs_lock);
+		if (!l)
+			break;
+		snapshot_free(container_of(l, struct snapshot, link));
+	}
 }
 
 static int snapshot_add(struct snapshot *s, size_t *cap, size_t *used,
@@ -86,6 +114,7 @@ static int snapshot_read(int fd, struct snapshot **out)
 		close(fd);
 		return -ENOMEM;
 	}
+	list_init(&s->link);
 	dir = fdopendir(fd);
 	if (!dir) {
 		err = -errno;
@@ -119,7 +148,12 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int fd = fs_open_node(fs, n, NULL,
 			      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK);
 
-	if (fd == -ELOOP)
+	/*
+	 * The node is a directory: a link on the way (ELOOP) or at the end
+	 * (ENOTDIR: O_DIRECTORY meets the link itself under O_NOFOLLOW), or
+	 * a non-directory now at its name, means the name is stale.
+	 */
+	if (fd == -ELOOP || fd == -ENOTDIR)
 		fd = -ESTALE;
 	if (fd < 0) {
 		fs_reply_err(req, -fd, "opendir");
@@ -128,7 +162,8 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fstat(fd, &st) != 0) {
 		err = -errno;
 		close(fd);
-	} else if (st.st_ino != n->ino || st.st_dev != n->dev) {
+	} else if (!fs_node_matches(n, &st,
+				    fs_handle_gen(fd, "", AT_EMPTY_PATH))) {
 		err = -ESTALE;
 		close(fd);
 	} else {
@@ -140,6 +175,9 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)s;
+	pthread_mutex_lock(&open_dirs_lock);
+	list_add_tail(&open_dirs, &s->link);
+	pthread_mutex_unlock(&open_dirs_lock);
 	if (fuse_reply_open(req, fi) != 0)
 		snapshot_free(s);
 }
@@ -209,12 +247,21 @@ void fs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		memset(&e, 0, sizeof(e));
 		e.attr.st_ino = s->ents[i].ino;
 		e.attr.st_mode = (mode_t)s->ents[i].type << 12;
-		if (!is_dot(s->ents[i].name) && dfd >= 0 &&
-		    fstatat(dfd, s->ents[i].name, &e.attr,
-			    AT_SYMLINK_NOFOLLOW) == 0)
-			n = fs_node_get(fs, dir, s->ents[i].name, &e.attr);
+		if (!is_dot(s->ents[i].name) && dfd >= 0) {
+			/* Handle, stat, handle: both digests agree or the
+			 * entry changed meanwhile (then: unknown). */
+			uint64_t gen = fs_handle_gen(dfd, s->ents[i].name, 0);
+
+			if (fstatat(dfd, s->ents[i].name, &e.attr,
+				    AT_SYMLINK_NOFOLLOW) == 0) {
+				if (fs_handle_gen(dfd, s->ents[i].name, 0) != gen)
+					gen = 0;
+				n = fs_node_get(fs, dir, s->ents[i].name,
+						&e.attr, gen);
+			}
+		}
 		if (n) {
-			fs_node_refresh(fs, n, &e.attr);
+			fs_node_refresh(fs, n, &e.attr, true);
 			e.ino = fs_node_id(fs, n);
 			e.attr_timeout = fs->cfg.attr_timeout;
 			e.entry_timeout = fs->cfg.entry_timeout;

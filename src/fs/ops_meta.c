@@ -96,6 +96,7 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct node *p = fs_node(fs, parent);
 	struct node *n;
 	struct stat st;
+	uint64_t gen = 0;
 	int err;
 
 	fs_inc(&fs->ctr.lookups);
@@ -104,7 +105,7 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	err = path_err(fs_stat_node(fs, p, name, &st));
+	err = path_err(fs_stat_node(fs, p, name, &st, &gen));
 	if (err == -ENOENT) {
 		reply_negative(req, fs);
 		return;
@@ -113,12 +114,12 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fs_reply_err(req, -err, "lookup");
 		return;
 	}
-	n = fs_node_get(fs, p, name, &st);
+	n = fs_node_get(fs, p, name, &st, gen);
 	if (!n) {
 		fs_reply_err(req, ENOMEM, "lookup");
 		return;
 	}
-	fs_node_refresh(fs, n, &st);
+	fs_node_refresh(fs, n, &st, true);
 	reply_entry(req, fs, n, &st);
 }
 
@@ -147,9 +148,10 @@ void fs_op_forget_multi(fuse_req_t req, size_t count,
  */
 static int node_attrs(struct fs *fs, struct node *n, struct stat *st)
 {
-	int err = path_err(fs_stat_node(fs, n, NULL, st));
+	uint64_t gen = 0;
+	int err = path_err(fs_stat_node(fs, n, NULL, st, &gen));
 
-	if (!err && (st->st_dev != n->dev || st->st_ino != n->ino))
+	if (!err && !fs_node_matches(n, st, gen))
 		err = -ESTALE;
 	return err;
 }
@@ -171,7 +173,7 @@ void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		st.st_nlink = 0;
 		err = 0;
 	} else if (!err) {
-		fs_node_refresh(fs, n, &st);
+		fs_node_refresh(fs, n, &st, true);
 	}
 	if (err) {
 		fs_reply_err(req, -err, "getattr");
@@ -197,7 +199,7 @@ void fs_op_readlink(fuse_req_t req, fuse_ino_t ino)
 	}
 	if (fstat(fd, &st) != 0)
 		err = errno;
-	else if (st.st_ino != n->ino || st.st_dev != n->dev)
+	else if (!fs_node_matches(n, &st, fs_handle_gen(fd, "", AT_EMPTY_PATH)))
 		err = ESTALE;
 	else if ((len = readlinkat(fd, "", buf, sizeof(buf) - 1)) < 0)
 		err = errno;

@@ -35,7 +35,7 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct smmap_opener opener = { fs_node_opener, n };
 	smmap_file *f = NULL;
 	struct stat st;
-	bool keep;
+	bool keep, need;
 	int err = 0;
 	int fd;
 
@@ -56,15 +56,19 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (fstat(fd, &st) != 0)
 		err = errno;
-	else if (st.st_ino != n->ino || st.st_dev != n->dev)
+	else if (!fs_node_matches(n, &st, fs_handle_gen(fd, "", AT_EMPTY_PATH)))
 		err = ESTALE; /* the kernel looks the name up again */
 	fs_close_slot(fs, fd);
 	if (err) {
 		fs_reply_err(req, err, "open");
 		return;
 	}
-	fs_node_refresh(fs, n, &st);
-	if (!n->file && S_ISREG(st.st_mode))
+	fs_node_refresh(fs, n, &st, false);
+	/* n->file is set once, under n->lock: read it there too. */
+	pthread_mutex_lock(&n->lock);
+	need = !n->file;
+	pthread_mutex_unlock(&n->lock);
+	if (need && S_ISREG(st.st_mode))
 		smmap_file_new_opener(&f, fs->man, &opener, &st);
 	pthread_mutex_lock(&n->lock);
 	if (!n->file) {
@@ -179,6 +183,11 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	int count, ret;
 
 	(void)fi;
+	if (atomic_load(&n->stale)) {
+		/* Its file is gone: windows now would be another file's. */
+		fs_reply_err(req, EIO, "read");
+		return;
+	}
 	pthread_mutex_lock(&n->lock);
 	f = n->file;
 	unmappable = n->unmappable || n->snap.st_size == 0;

@@ -345,6 +345,29 @@ ssize_t smmap_file_pread(smmap_file *f, void *buf, size_t len, int64_t offset)
 		smmap__file_close(f, -1, slot);
 		return fd;
 	}
+	if (f->kind == SOURCE_OPENER) {
+		/*
+		 * An opener names one file for good (as for mappings): what
+		 * its path leads to now may be another file.
+		 */
+		struct stat st;
+		bool same;
+
+		if (smmap__os.fstat(fd, &st) != 0) {
+			int err = -errno;
+
+			smmap__file_close(f, fd, slot);
+			return err;
+		}
+		pthread_mutex_lock(&f->m->lock);
+		same = st.st_dev == f->fe->snap.dev &&
+		       st.st_ino == f->fe->snap.ino;
+		pthread_mutex_unlock(&f->m->lock);
+		if (!same) {
+			smmap__file_close(f, fd, slot);
+			return -ESTALE;
+		}
+	}
 	while (done < len) {
 		ssize_t n = smmap__os.pread(fd, (char *)buf + done, len - done,
 					    offset + (int64_t)done);
