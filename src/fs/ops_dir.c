@@ -53,14 +53,16 @@ static void snapshot_free(struct snapshot *s)
 
 void fs_dirs_dispose(void)
 {
-	for (;;) {
-		struct list_node *l;
+	struct list_node *l, *next;
 
-		pthread_mutex_lock(&open_dirs_lock);
-		l = list_first(&open_dirs);
-		pthread_mutex_unlock(&open_dirs_lock);
-		if (!l)
-			break;
+	/* Take the whole list at once, then free it. */
+	pthread_mutex_lock(&open_dirs_lock);
+	l = open_dirs.next;
+	list_init(&open_dirs);
+	pthread_mutex_unlock(&open_dirs_lock);
+	for (; l != &open_dirs; l = next) {
+		next = l->next;
+		list_init(l); /* off the list already */
 		snapshot_free(container_of(l, struct snapshot, link));
 	}
 }
@@ -101,7 +103,7 @@ static int snapshot_add(struct snapshot *s, size_t *cap, size_t *used,
 	return 0;
 }
 
-/* Read the open directory fd into a snapshot (takes over fd). */
+/* Read the open directory fd into a snapshot, on open_dirs (takes over fd). */
 static int snapshot_read(int fd, struct snapshot **out)
 {
 	struct snapshot *s = calloc(1, sizeof(*s));
@@ -134,6 +136,9 @@ static int snapshot_read(int fd, struct snapshot **out)
 	}
 	for (size_t i = 0; i < s->count; i++)
 		s->ents[i].name = s->names + (uintptr_t)s->ents[i].name;
+	pthread_mutex_lock(&open_dirs_lock);
+	list_add_tail(&open_dirs, &s->link);
+	pthread_mutex_unlock(&open_dirs_lock);
 	*out = s;
 	return 0;
 }
@@ -175,9 +180,6 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)s;
-	pthread_mutex_lock(&open_dirs_lock);
-	list_add_tail(&open_dirs, &s->link);
-	pthread_mutex_unlock(&open_dirs_lock);
 	if (fuse_reply_open(req, fi) != 0)
 		snapshot_free(s);
 }

@@ -19,7 +19,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#define XATTR_MAX (64 * 1024)
+#define XATTR_MAX ((size_t)64 * 1024)
 
 static struct fs *req_fs(fuse_req_t req)
 {
@@ -48,8 +48,12 @@ static bool expected_error(int err)
 void fs_reply_err(fuse_req_t req, int err, const char *what)
 {
 	if (!expected_error(err)) {
+		char msg[128];
+
 		fs_inc(&req_fs(req)->ctr.errors);
-		fs_log("smmapfs: %s: %s", what, strerror(err));
+		/* strerror() is not thread-safe; GNU strerror_r() is. */
+		fs_log("smmapfs: %s: %s", what,
+		       strerror_r(err, msg, sizeof(msg)));
 	}
 	fuse_reply_err(req, err);
 }
@@ -198,7 +202,7 @@ void fs_op_readlink(fuse_req_t req, fuse_ino_t ino)
 		return;
 	}
 	if (fstat(fd, &st) != 0)
-		err = errno;
+		err = errno; /* NOLINT(bugprone-branch-clone): another call */
 	else if (!fs_node_matches(n, &st, fs_handle_gen(fd, "", AT_EMPTY_PATH)))
 		err = ESTALE;
 	else if ((len = readlinkat(fd, "", buf, sizeof(buf) - 1)) < 0)

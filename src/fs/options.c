@@ -332,6 +332,43 @@ static int take_positionals(struct fs_config *cfg, struct raw *raw,
 }
 
 /*
+ * Is the mount option `name` among the -o options of args?  `name` is a
+ * whole option ("allow_other") or, ending in '=', an option's name
+ * ("fsname=").  Options come as "-oA,B" or "-o" "A,B" with "\," and "\\"
+ * escaped (the form libfuse's parser leaves them in).  A plain substring
+ * search would take "fsname=default_permissions" for default_permissions.
+ */
+static bool has_mount_opt(const struct fuse_args *args, const char *name)
+{
+	size_t n = strlen(name);
+	bool prefix = n > 0 && name[n - 1] == '=';
+
+	for (int i = 0; i < args->argc; i++) {
+		const char *s = args->argv[i];
+
+		if (strncmp(s, "-o", 2) != 0)
+			continue;
+		if (s[2] != '\0')
+			s += 2;
+		else if (i + 1 < args->argc)
+			s = args->argv[++i];
+		else
+			break;
+		while (*s) {
+			const char *e = s;
+
+			while (*e && *e != ',')
+				e += e[0] == '\\' && e[1] ? 2 : 1;
+			if ((size_t)(e - s) >= n && strncmp(s, name, n) == 0 &&
+			    (prefix || (size_t)(e - s) == n))
+				return true;
+			s = *e ? e + 1 : e;
+		}
+	}
+	return false;
+}
+
+/*
  * Unless told otherwise, name the mount after SOURCE (what df and
  * /proc/mounts show), escaping the characters libfuse's option syntax uses.
  */
@@ -340,9 +377,8 @@ static int add_fsname(struct fs_config *cfg, struct fuse_args *args)
 	char *opt;
 	size_t w = 0;
 
-	for (int i = 0; i < args->argc; i++)
-		if (strstr(args->argv[i], "fsname="))
-			return 0;
+	if (has_mount_opt(args, "fsname="))
+		return 0;
 	opt = malloc(strlen(cfg->source) * 2 + sizeof("-ofsname="));
 	if (!opt)
 		return -1;
@@ -382,13 +418,13 @@ static int take_cmdline(struct fs_config *cfg, struct fuse_args *args)
 /* allow_other without default_permissions would let anyone read anything. */
 static int add_permissions(struct fs_config *cfg, struct fuse_args *args)
 {
-	for (int i = 0; i < args->argc; i++) {
-		const char *a = args->argv[i];
-
-		if (strstr(a, "allow_other"))
-			cfg->allow_other = 1;
-		if (strstr(a, "default_permissions"))
-			cfg->default_permissions = 1;
+	cfg->allow_other = has_mount_opt(args, "allow_other");
+	cfg->default_permissions = has_mount_opt(args, "default_permissions");
+	/* libfuse 3 takes both (allow_root becomes allow_other): refuse. */
+	if (cfg->allow_other && has_mount_opt(args, "allow_root")) {
+		err_line("options allow_other and allow_root are mutually "
+			 "exclusive");
+		return -1;
 	}
 	if (cfg->allow_other && !cfg->default_permissions) {
 		if (fuse_opt_add_arg(args, "-odefault_permissions"))

@@ -34,17 +34,17 @@ int smmap_buffer_begin(smmap_buffer *b, smmap_cursor *c, int64_t offset,
 	if (ret < 0)
 		return ret;
 	smmap_cursor_file_size(&fsize, c);
-	if (ret == 0) {
-		/* B15: an empty file gives an empty buffer, not an error. */
-		return fsize == 0 && offset == 0 ? 0 : -ERANGE;
-	}
-	if (fsize <= (uint64_t)offset) {
+	if (ret == 1 && fsize <= (uint64_t)offset) {
 		/*
 		 * The cursor's region was retired (the file shrank) but still
 		 * covers offset: the file no longer does.
 		 */
 		smmap_cursor_unuse_region(c);
-		return -ERANGE;
+		ret = 0;
+	}
+	if (ret == 0) {
+		/* B15: an empty file gives an empty buffer, not an error. */
+		return fsize == 0 && offset == 0 ? 0 : -ERANGE;
 	}
 	avail = fsize - (uint64_t)offset;
 	b->base_ = (uint64_t)offset;

@@ -10,7 +10,7 @@ int htab_init(struct htab *t, unsigned order)
 {
 	size_t n = (size_t)1 << order;
 
-	t->buckets = calloc(n, sizeof(*t->buckets));
+	t->buckets = calloc(n, sizeof(struct htab_node *));
 	if (!t->buckets)
 		return -ENOMEM;
 	t->mask = n - 1;
@@ -33,7 +33,7 @@ void htab_dispose(struct htab *t)
 static void grow(struct htab *t)
 {
 	size_t n = (t->mask + 1) * 2;
-	struct htab_node **nb = calloc(n, sizeof(*nb));
+	struct htab_node **nb = calloc(n, sizeof(struct htab_node *));
 
 	if (!nb)
 		return;
