@@ -111,6 +111,7 @@ struct fs_counters {
 	atomic_uint_fast64_t fallback_reads;
 	atomic_uint_fast64_t fallback_bytes;
 	atomic_uint_fast64_t reply_faults;   /* EFAULT from the kernel */
+	atomic_uint_fast64_t stale_reads;    /* file gone or replaced: EIO */
 	atomic_uint_fast64_t lookups;
 	atomic_uint_fast64_t opens;
 	atomic_uint_fast64_t client_opens;   /* open now */
@@ -202,6 +203,13 @@ uint64_t fs_handle_gen(int dirfd, const char *name, int flags);
  * generation.  A reused inode number marks n stale.
  */
 bool fs_node_matches(struct node *n, const struct stat *st, uint64_t gen);
+/**
+ * Take a slot and open n for reading, if its path still names a regular
+ * file with n's (st_dev, st_ino): a FIFO or device swapped in under the
+ * name is never opened.  Close with fs_close_slot().
+ * @return a descriptor or -errno (-ESTALE: the name leads elsewhere).
+ */
+int fs_open_node_file(struct fs *fs, struct node *n);
 /** The library's opener for a node's regular file (slot already held). */
 int fs_node_opener(void *ctx);
 

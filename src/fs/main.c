@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -28,8 +29,11 @@ fail(int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	if (err)
-		fprintf(stderr, ": %s", strerror(err));
+	if (err) {
+		char msg[128];
+
+		fprintf(stderr, ": %s", strerror_r(err, msg, sizeof(msg)));
+	}
 	fputc('\n', stderr);
 	return -1;
 }
@@ -109,11 +113,45 @@ static int check_source(struct fs *fs)
 		return fail(errno, "cannot open SOURCE '%s'", real);
 	/* Fails on kernels without openat2 (before Linux 5.6). */
 	fd = fs_openat_beneath(fs, ".", O_PATH);
-	if (fd < 0)
+	if (fd == -ENOSYS)
 		return fail(-fd, "cannot confine paths beneath SOURCE '%s' "
 			    "with openat2 (Linux 5.6 or later is needed)", real);
+	if (fd < 0)
+		return fail(-fd, "cannot open SOURCE '%s' beneath itself", real);
 	close(fd);
 	return 0;
+}
+
+/*
+ * Descriptors outside the max_fds budget: 0, 1, 2, /dev/fuse and SOURCE's
+ * root, one /dev/fuse per worker with clone_fd, and read_ahead's sysfs file
+ * for a moment.  With fewer allowed, the budget would promise descriptors
+ * the kernel refuses (EMFILE to clients); raise the soft limit when the hard
+ * one allows, otherwise refuse to start.
+ */
+static int check_nofile(const struct fs_config *cfg)
+{
+	rlim_t need = 5 + (rlim_t)cfg->max_fds;
+	struct rlimit rl;
+
+	if (cfg->clone_fd)
+		need += cfg->max_threads;
+	if (cfg->read_ahead_kb)
+		need++;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return fail(errno, "cannot read RLIMIT_NOFILE");
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+		return 0;
+	if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need) {
+		rl.rlim_cur = need;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+			return 0;
+	}
+	return fail(0, "max_fds=%u needs RLIMIT_NOFILE >= %llu (0, 1, 2, "
+		    "/dev/fuse, SOURCE and max_fds), the limit is %llu: raise "
+		    "it (ulimit -n) or lower max_fds", cfg->max_fds,
+		    (unsigned long long)need,
+		    (unsigned long long)rl.rlim_max);
 }
 
 static int check_mountpoint(struct fs *fs)
@@ -175,7 +213,7 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 static void *read_ahead_main(void *arg)
 {
 	struct fs *fs = arg;
-	char path[128];
+	char path[128], msg[128];
 	struct stat st;
 	FILE *f;
 
@@ -187,7 +225,7 @@ static void *read_ahead_main(void *arg)
 	if (!f || fprintf(f, "%u\n", fs->cfg.read_ahead_kb) < 0 ||
 	    fclose(f) != 0)
 		fs_log("smmapfs: cannot set read_ahead in %s: %s", path,
-		       strerror(errno));
+		       strerror_r(errno, msg, sizeof(msg)));
 	return NULL;
 }
 
@@ -321,7 +359,8 @@ int main(int argc, char **argv)
 		ret = 0;
 		goto out;
 	}
-	if (check_source(&fs) || check_mountpoint(&fs) || make_manager(&fs))
+	if (check_nofile(&fs.cfg) || check_source(&fs) ||
+	    check_mountpoint(&fs) || make_manager(&fs))
 		goto out;
 	pthread_mutex_init(&fs.lock, NULL);
 	if (fs_nodes_init(&fs) != 0) {

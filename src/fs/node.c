@@ -251,7 +251,7 @@ int fs_node_path(struct fs *fs, struct node *n, const char *name, char *buf,
 		if (size < 2)
 			err = -ENAMETOOLONG;
 		else
-			strcpy(buf, ".");
+			memcpy(buf, ".", 2);
 	}
 	for (size_t i = depth; !err && i-- > 0;) {
 		size_t l = strlen(parts[i]);
@@ -319,6 +319,48 @@ int fs_stat_node(struct fs *fs, struct node *n, const char *name,
 	return err;
 }
 
+/*
+ * Open `path` for reading only while it names n's regular file: a look
+ * with O_PATH (which opens nothing) comes first, so that a FIFO or device
+ * node swapped in under the name is never opened - opening a FIFO wakes
+ * its writers, opening a device may act on it.  Only a swap between the
+ * two opens is left, and the callers' identity check on the descriptor
+ * catches it.  The caller holds a slot.  @return a descriptor or -errno.
+ */
+static int open_regular(struct fs *fs, struct node *n, const char *path)
+{
+	struct stat st;
+	int fd = fs_openat_beneath(fs, path, O_PATH | O_NOFOLLOW);
+	int err = 0;
+
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) != 0)
+		err = -errno;
+	else if (!S_ISREG(st.st_mode) || st.st_dev != n->dev ||
+		 st.st_ino != n->ino)
+		err = -ESTALE;
+	close(fd);
+	if (err)
+		return err;
+	/* O_NONBLOCK all the same: a FIFO swapped in meanwhile. */
+	return fs_openat_beneath(fs, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+}
+
+int fs_open_node_file(struct fs *fs, struct node *n)
+{
+	char path[PATH_MAX];
+	int fd = fs_node_path(fs, n, NULL, path, sizeof(path));
+
+	if (fd < 0)
+		return fd;
+	smmap_fd_acquire(fs->man);
+	fd = open_regular(fs, n, path);
+	if (fd < 0)
+		smmap_fd_release(fs->man);
+	return fd;
+}
+
 int fs_node_opener(void *ctx)
 {
 	struct node *n = ctx;
@@ -328,9 +370,7 @@ int fs_node_opener(void *ctx)
 
 	if (err)
 		return err;
-	/* O_NONBLOCK: a name swapped for a FIFO must not block us. */
-	fd = fs_openat_beneath(fs_global, path,
-			       O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+	fd = open_regular(fs_global, n, path);
 	/*
 	 * Not n's file (another generation): the library's own check of
 	 * (st_dev, st_ino) would pass a file that got n's freed inode number

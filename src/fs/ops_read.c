@@ -47,7 +47,7 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * Open once for real: the client gets EACCES (or ENOENT, ESTALE)
 	 * now rather than EIO at its first read, and we get fresh attributes.
 	 */
-	fd = fs_open_node(fs, n, NULL, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+	fd = fs_open_node_file(fs, n);
 	if (fd == -ELOOP)
 		fd = -ESTALE;
 	if (fd < 0) {
@@ -104,6 +104,21 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, 0);
 }
 
+/*
+ * Answer a failed read.  A file deleted or replaced under an open handle
+ * (ENOENT, ESTALE) is what clients of a changing SOURCE must expect: EIO,
+ * counted but not logged, so that real I/O errors stand out in the log.
+ */
+static void reply_read_err(fuse_req_t req, struct fs *fs, int err)
+{
+	if (err == ESTALE || err == ENOENT) {
+		fs_inc(&fs->ctr.stale_reads);
+		fuse_reply_err(req, EIO);
+		return;
+	}
+	fs_reply_err(req, err, "read");
+}
+
 /* Serve the request by pread(2): no mapping involved. */
 static void read_fallback(fuse_req_t req, struct fs *fs, smmap_file *f,
 			  size_t size, off_t off)
@@ -118,7 +133,7 @@ static void read_fallback(fuse_req_t req, struct fs *fs, smmap_file *f,
 	n = smmap_file_pread(f, buf, size, off);
 	if (n < 0) {
 		free(buf);
-		fs_reply_err(req, (int)-n == ESTALE ? EIO : (int)-n, "read");
+		reply_read_err(req, fs, (int)-n);
 		return;
 	}
 	fs_inc(&fs->ctr.fallback_reads);
@@ -185,7 +200,7 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	(void)fi;
 	if (atomic_load(&n->stale)) {
 		/* Its file is gone: windows now would be another file's. */
-		fs_reply_err(req, EIO, "read");
+		reply_read_err(req, fs, ESTALE);
 		return;
 	}
 	pthread_mutex_lock(&n->lock);
@@ -214,7 +229,7 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			read_fallback(req, fs, f, size, off);
 			return;
 		}
-		fs_reply_err(req, count == -ESTALE ? EIO : -count, "read");
+		reply_read_err(req, fs, -count);
 		return;
 	}
 	/*

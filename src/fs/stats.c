@@ -75,6 +75,7 @@ size_t fs_stats_format(struct fs *fs, char *buf, size_t size)
 		"fallback_reads=%" PRIu64 "\n"
 		"fallback_bytes=%" PRIu64 "\n"
 		"reply_faults=%" PRIu64 "\n"
+		"stale_reads=%" PRIu64 "\n"
 		"lookups=%" PRIu64 "\n"
 		"opens=%" PRIu64 "\n"
 		"changes=%" PRIu64 "\n"
@@ -86,7 +87,8 @@ size_t fs_stats_format(struct fs *fs, char *buf, size_t size)
 		ld(&c->client_opens), ld(&c->nodes), s.hits, s.misses, s.evictions,
 		s.retired, s.limit_refusals, s.fd_waits, ld(&c->reads),
 		ld(&c->read_bytes), ld(&c->fallback_reads),
-		ld(&c->fallback_bytes), ld(&c->reply_faults), ld(&c->lookups),
+		ld(&c->fallback_bytes), ld(&c->reply_faults),
+		ld(&c->stale_reads), ld(&c->lookups),
 		ld(&c->opens), ld(&c->changes), ld(&c->invalidations),
 		ld(&c->errors));
 	if (len < 0)
