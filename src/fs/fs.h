@@ -58,6 +58,7 @@ struct fs_config {
 	double attr_timeout;
 	double negative_timeout;
 	unsigned read_ahead_kb;    /* 0: leave the kernel's default */
+	int read_ahead_set;        /* given explicitly: report failures */
 	unsigned max_threads;
 	unsigned max_background;   /* 0: kernel default */
 	int foreground;

@@ -124,10 +124,10 @@ static int check_source(struct fs *fs)
 
 /*
  * Descriptors outside the max_fds budget: 0, 1, 2, /dev/fuse and SOURCE's
- * root, one /dev/fuse per worker with clone_fd, and read_ahead's sysfs file
- * for a moment.  With fewer allowed, the budget would promise descriptors
- * the kernel refuses (EMFILE to clients); raise the soft limit when the hard
- * one allows, otherwise refuse to start.
+ * root, and one /dev/fuse per worker with clone_fd.  With fewer allowed,
+ * the budget would promise descriptors the kernel refuses (EMFILE to
+ * clients); raise the soft limit when the hard one allows, otherwise refuse
+ * to start.
  */
 static int check_nofile(const struct fs_config *cfg)
 {
@@ -136,8 +136,6 @@ static int check_nofile(const struct fs_config *cfg)
 
 	if (cfg->clone_fd)
 		need += cfg->max_threads;
-	if (cfg->read_ahead_kb)
-		need++;
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
 		return fail(errno, "cannot read RLIMIT_NOFILE");
 	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
@@ -221,9 +219,22 @@ static void *read_ahead_main(void *arg)
 		return NULL;
 	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
 		 major(st.st_dev), minor(st.st_dev));
+	/* Within the descriptor budget, like every descriptor we open. */
+	smmap_fd_acquire(fs->man);
 	f = fopen(path, "we");
-	if (!f || fprintf(f, "%u\n", fs->cfg.read_ahead_kb) < 0 ||
-	    fclose(f) != 0)
+	if (f) {
+		bool ok = fprintf(f, "%u\n", fs->cfg.read_ahead_kb) > 0;
+
+		ok = fclose(f) == 0 && ok;
+		if (ok) {
+			smmap_fd_release(fs->man);
+			return NULL;
+		}
+	}
+	smmap_fd_release(fs->man);
+	/* The default is best effort (it needs root): report a failure
+	 * only when the option was asked for. */
+	if (fs->cfg.read_ahead_set)
 		fs_log("smmapfs: cannot set read_ahead in %s: %s", path,
 		       strerror_r(errno, msg, sizeof(msg)));
 	return NULL;

@@ -242,7 +242,7 @@ static void check_config(const struct fs_config *c)
 	if (!mentions("negative_timeout="))
 		CHECK(c->negative_timeout == 0.0);
 	if (!mentions("read_ahead="))
-		CHECK(c->read_ahead_kb == 0);
+		CHECK(c->read_ahead_kb == 1024 && !c->read_ahead_set);
 	if (!mentions("max_background="))
 		CHECK(c->max_background == 0);
 }

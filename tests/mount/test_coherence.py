@@ -490,7 +490,9 @@ def test_client_mmap_sigbus():
     the mapping past the new end kills the CLIENT with SIGBUS (whether
     its pages were cached and the change noticed, or never read); the
     daemon survives and keeps serving."""
-    size = 1 << 20
+    # Pages "never read" must lie beyond the client kernel's readahead
+    # around the touched ones (smmapfs sets 1 MiB): a big file, a far probe.
+    size = 8 << 20
     old = pattern(size, 13)
     other = pattern(300000, 14)
     with scratch("coherence-mmap") as d:
@@ -501,13 +503,14 @@ def test_client_mmap_sigbus():
         write_file(oldcopy, old)
         write_file(os.path.join(src, "other"), other)
         with Mount(src, os.path.join(d, "mnt"), FAST) as m:
-            cases = (("all pages cached, change noticed", size, True),
-                     ("pages never read", size // 4, False))
-            for what, touch, notice in cases:
+            cases = (("all pages cached, change noticed", size, True,
+                      size // 2),
+                     ("pages never read", 64 << 10, False, size * 3 // 4))
+            for what, touch, notice, probe in cases:
                 write_file(f, old)
                 child = subprocess.Popen(
                     [sys.executable, "-c", MMAP_CHILD, m.path("f"),
-                     str(touch), str(size // 2), str(size), oldcopy],
+                     str(touch), str(probe), str(size), oldcopy],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE, text=True)
                 try:
