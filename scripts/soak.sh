@@ -98,20 +98,45 @@ max_fds, max_handles, max_mapped = int(max_fds), int(max_handles), int(max_mappe
 page = os.sysconf("SC_PAGE_SIZE")
 rss, peaks, bad = [], {}, []
 end = time.monotonic() + secs
+def source_maps(pid):
+    out = set()
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            p = line.split(None, 5)
+            if len(p) == 6 and p[5].startswith(src + "/"):
+                out.add((p[0], p[5]))
+    return out
+
+def source_fds(pid):
+    out = set()
+    for n in os.listdir("/proc/%d/fd" % pid):
+        try:  # the daemon's descriptors are transient: some close meanwhile
+            t = os.readlink("/proc/%d/fd/%s" % (pid, n))
+        except FileNotFoundError:
+            continue
+        if t.startswith(src + "/"):
+            out.add((n, t))
+    return out
+
 while time.monotonic() < end:
     try:
         with open("/proc/%d/status" % pid) as f:
             r = [int(l.split()[1]) for l in f if l.startswith("VmRSS:")][0]
-        fds = len([1 for n in os.listdir("/proc/%d/fd" % pid)
-                   if os.readlink("/proc/%d/fd/%s" % (pid, n)).startswith(src + "/")])
-        maps = nbytes = 0
-        with open("/proc/%d/maps" % pid) as f:
-            for line in f:
-                p = line.split(None, 5)
-                if len(p) == 6 and p[5].startswith(src + "/"):
-                    lo, hi = (int(x, 16) for x in p[0].split("-"))
-                    maps += 1
-                    nbytes += hi - lo
+        # /proc/PID/maps and fd are read in pieces: while the daemon maps and
+        # unmaps, one read can show an old and a new mapping side by side.
+        # Count what two reads in a row agree on.  (Stopping the daemon for
+        # an exact snapshot can deadlock: a thread sending a cache
+        # invalidation may wait in the kernel for a read only the daemon can
+        # answer.)  The daemon's own counters are checked strictly below.
+        m1, f1 = source_maps(pid), source_fds(pid)
+        m2, f2 = source_maps(pid), source_fds(pid)
+        both = m1 & m2
+        fds = len(f1 & f2)
+        maps = len(both)
+        nbytes = 0
+        for rng, _ in both:
+            lo, hi = (int(x, 16) for x in rng.split("-"))
+            nbytes += hi - lo
         st = dict(l.split("=") for l in os.getxattr(mnt, "user.smmapfs.stats").decode().split())
         st = {k: int(v) for k, v in st.items()}
     except (OSError, IndexError) as e:
@@ -126,6 +151,11 @@ while time.monotonic() < end:
     if maps > max_handles or st["mappings"] > max_handles: bad.append("maps %d" % maps)
     if st["mapped_bytes"] > max_mapped: bad.append("mapped %d" % st["mapped_bytes"])
     if nbytes > max_mapped + max_handles * page: bad.append("vma bytes %d" % nbytes)
+    # The daemon's peaks cover the instants between samples too.
+    if st["peak_mappings"] > max_handles or st["peak_mapped_bytes"] > max_mapped \
+            or st["peak_fds"] > max_fds:
+        bad.append("peak %d/%d/%d" % (st["peak_mappings"], st["peak_mapped_bytes"],
+                                      st["peak_fds"]))
     time.sleep(1)
 third = max(1, len(rss) // 3)
 first, last = max(rss[:third]), max(rss[-third:])
