@@ -88,19 +88,33 @@ static bool path_within(const char *inner, const char *outer)
 	       (inner[n] == '\0' || inner[n] == '/');
 }
 
+/*
+ * Replace *path by its canonical form (what = "SOURCE" or "MOUNTPOINT").
+ * @return 0, or -1 after one error line.
+ */
+static int canonicalise(char **path, const char *what)
+{
+	char *real = realpath(*path, NULL);
+
+	if (!real) {
+		if (errno == ENOENT)
+			return fail(0, "%s '%s' does not exist", what, *path);
+		return fail(errno, "cannot resolve %s '%s'", what, *path);
+	}
+	free(*path);
+	*path = real;
+	return 0;
+}
+
 static int check_source(struct fs *fs)
 {
 	struct fs_config *cfg = &fs->cfg;
-	char *real = realpath(cfg->source, NULL);
+	const char *real;
 	int fd;
 
-	if (!real)
-		return fail(errno == ENOENT ? 0 : errno,
-			    errno == ENOENT ? "SOURCE '%s' does not exist"
-					    : "cannot resolve SOURCE '%s'",
-			    cfg->source);
-	free(cfg->source);
-	cfg->source = real;
+	if (canonicalise(&cfg->source, "SOURCE"))
+		return -1;
+	real = cfg->source;
 	fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return fail(errno == ENOTDIR ? 0 : errno,
@@ -155,16 +169,12 @@ static int check_nofile(const struct fs_config *cfg)
 static int check_mountpoint(struct fs *fs)
 {
 	struct fs_config *cfg = &fs->cfg;
-	char *real = realpath(cfg->mountpoint, NULL);
+	const char *real;
 	struct stat st;
 
-	if (!real)
-		return fail(errno == ENOENT ? 0 : errno,
-			    errno == ENOENT ? "MOUNTPOINT '%s' does not exist"
-					    : "cannot resolve MOUNTPOINT '%s'",
-			    cfg->mountpoint);
-	free(cfg->mountpoint);
-	cfg->mountpoint = real;
+	if (canonicalise(&cfg->mountpoint, "MOUNTPOINT"))
+		return -1;
+	real = cfg->mountpoint;
 	if (stat(real, &st) != 0)
 		return fail(errno, "cannot stat MOUNTPOINT '%s'", real);
 	if (!S_ISDIR(st.st_mode))

@@ -49,21 +49,11 @@ int smmap_cursor_init_fd(smmap_cursor *c, smmap_manager *m, int fd)
 	return err;
 }
 
-static void forget_region(smmap_cursor *c)
-{
-	c->region_ = NULL;
-	c->rbase_ = NULL;
-	c->rofs_ = 0;
-	c->rlen_ = 0;
-	c->ofs_ = 0;
-	c->size_ = 0;
-}
-
 void smmap_cursor_unuse_region(smmap_cursor *c)
 {
 	if (c->region_)
 		smmap__region_release(c->man_, c->region_);
-	forget_region(c);
+	smmap__cursor_clear(c);
 }
 
 void smmap_cursor_dispose(smmap_cursor *c)

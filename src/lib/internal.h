@@ -169,6 +169,17 @@ static inline void ctr_inc_locked(atomic_uint_fast64_t *c)
 	atomic_store_explicit(c, ld(c) + 1, memory_order_relaxed);
 }
 
+/* Forget the cursor's region (without unpinning it): invalid, no bytes. */
+static inline void smmap__cursor_clear(smmap_cursor *c)
+{
+	c->region_ = NULL;
+	c->rbase_ = NULL;
+	c->rofs_ = 0;
+	c->rlen_ = 0;
+	c->ofs_ = 0;
+	c->size_ = 0;
+}
+
 /* region.c: the index, the LRU and mapping. */
 
 /** A list of regions detached under the lock, to be unmapped after it. */

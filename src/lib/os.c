@@ -12,22 +12,18 @@ static int os_open(const char *path, int flags)
 	return open(path, flags);
 }
 
-const struct smmap__os smmap__os_default = {
-	.open = os_open,
-	.close = close,
-	.stat = stat,
-	.fstat = fstat,
-	.mmap = mmap,
-	.munmap = munmap,
-	.pread = pread,
-};
+/* The libc functions, for the table and for tests restoring it. */
+#define OS_LIBC                 \
+	{                       \
+		.open = os_open,    \
+		.close = close,     \
+		.stat = stat,       \
+		.fstat = fstat,     \
+		.mmap = mmap,       \
+		.munmap = munmap,   \
+		.pread = pread,     \
+	}
 
-struct smmap__os smmap__os = {
-	.open = os_open,
-	.close = close,
-	.stat = stat,
-	.fstat = fstat,
-	.mmap = mmap,
-	.munmap = munmap,
-	.pread = pread,
-};
+const struct smmap__os smmap__os_default = OS_LIBC;
+
+struct smmap__os smmap__os = OS_LIBC;

@@ -313,16 +313,6 @@ static void cursor_set(smmap_cursor *c, struct smmap__region *r,
 	c->size_ = size && size < avail ? size : avail;
 }
 
-static void cursor_clear(smmap_cursor *c)
-{
-	c->region_ = NULL;
-	c->rbase_ = NULL;
-	c->rofs_ = 0;
-	c->rlen_ = 0;
-	c->ofs_ = 0;
-	c->size_ = 0;
-}
-
 /* Window idx of fe: its offset and its length, clamped to end of file. */
 static void window_of(const smmap_manager *m, const struct fentry *fe,
 		      uint64_t idx, uint64_t *ofs, size_t *len)
@@ -390,7 +380,7 @@ int smmap__region_use(smmap_cursor *c, int64_t offset, size_t size)
 	pthread_mutex_lock(&m->lock);
 	if (c->region_)
 		smmap__region_unpin_locked(m, c->region_, &v);
-	cursor_clear(c);
+	smmap__cursor_clear(c);
 	for (;;) {
 		struct fentry *fe = f->fe;
 		uint64_t idx;

@@ -34,34 +34,9 @@ static smmap_manager *new_manager(enum smmap_policy policy,
 				  uint64_t window_size, uint64_t max_mapped,
 				  uint64_t max_handles)
 {
-	smmap_options o;
-	smmap_manager *m = NULL;
-
-	smmap_options_init(&o, policy);
-	if (window_size)
-		o.window_size = window_size;
-	if (max_mapped)
-		o.max_mapped = max_mapped;
-	if (max_handles)
-		o.max_handles = max_handles;
-	assert_int_equal(smmap_manager_new(&m, &o), 0);
-	assert_non_null(m);
-	return m;
-}
-
-/* Fail with the first differing offset when got != want. */
-static void expect_bytes(const void *got, const void *want, size_t n,
-			 uint64_t ofs)
-{
-	const unsigned char *a = got, *b = want;
-
-	if (memcmp(got, want, n) == 0)
-		return;
-	for (size_t i = 0; i < n; i++)
-		if (a[i] != b[i])
-			fail_msg("byte at file offset %" PRIu64
-				 " is 0x%02x, expected 0x%02x",
-				 ofs + i, a[i], b[i]);
+	return tl_manager(policy, (struct tl_opts){ .window = window_size,
+						  .max_mapped = max_mapped,
+						  .max_handles = max_handles });
 }
 
 /* buf[start:end] must be data[base + start : base + end]. */
@@ -73,7 +48,7 @@ static void expect_slice(smmap_buffer *buf, unsigned char *tmp, int64_t start,
 	int64_t e = end < 0 ? end + len : end;
 
 	assert_int_equal(smmap_buffer_copy(buf, tmp, start, end), e - s);
-	expect_bytes(tmp, data + base + (uint64_t)s, (size_t)(e - s),
+	tl_expect_bytes(tmp, data + base + (uint64_t)s, (size_t)(e - s),
 		     base + (uint64_t)s);
 }
 
@@ -275,7 +250,7 @@ static void test_basics(void **state)
 						assert_int_equal(got,
 								 (ssize_t)(ofs_end -
 									   ofs_start));
-						expect_bytes(tmp, data + ofs_start,
+						tl_expect_bytes(tmp, data + ofs_start,
 							     (size_t)got,
 							     ofs_start);
 						num_bytes += (uint64_t)got;

@@ -145,30 +145,8 @@ static unsigned count_fds(void)
 
 static smmap_manager *new_manager(uint64_t max_handles)
 {
-	smmap_options o;
-	smmap_manager *m = NULL;
-
-	smmap_options_init(&o, SMMAP_SLIDING);
-	o.window_size = G;
-	o.max_handles = max_handles;
-	assert_int_equal(smmap_manager_new(&m, &o), 0);
-	return m;
-}
-
-static struct smmap_stats stats(const smmap_manager *m)
-{
-	struct smmap_stats s;
-
-	smmap_stats_get(&s, m);
-	return s;
-}
-
-static void check_bytes(const smmap_cursor *c, uint64_t ofs, unsigned salt)
-{
-	assert_true(smmap_cursor_is_valid(c));
-	assert_int_equal(smmap_cursor_ofs_begin(c), ofs);
-	assert_true(tl_check_pattern(smmap_cursor_buffer(c),
-				     smmap_cursor_size(c), ofs, salt));
+	return tl_manager(SMMAP_SLIDING, (struct tl_opts){ .window = G,
+						  .max_handles = max_handles });
 }
 
 /* Map windows [from, to) with c, then release them (idle regions). */
@@ -187,9 +165,9 @@ static void map_idle(smmap_cursor *c, int64_t from, int64_t to)
 static void finish_(smmap_manager *m, unsigned fds_before, bool seam_opens)
 {
 	smmap_collect(m);
-	assert_int_equal(stats(m).mappings, 0);
-	assert_int_equal(stats(m).mapped_bytes, 0);
-	assert_int_equal(stats(m).fds, 0);
+	assert_int_equal(tl_stats(m).mappings, 0);
+	assert_int_equal(tl_stats(m).mapped_bytes, 0);
+	assert_int_equal(tl_stats(m).fds, 0);
 	assert_int_equal(smmap_manager_free(m), 0);
 	assert_int_equal(inj.live, 0);
 	assert_int_equal(inj.bad_munmaps, 0);
@@ -220,7 +198,7 @@ static void test_mmap_enomem_once(void **state)
 
 		assert_int_equal(smmap_cursor_init_path(&c, m, path), 0);
 		map_idle(&c, 0, 3);
-		a = stats(m);
+		a = tl_stats(m);
 		opens = inj.opens;
 		closes = inj.closes;
 		mmaps = inj.mmaps;
@@ -228,8 +206,8 @@ static void test_mmap_enomem_once(void **state)
 		inj.mmap_fail = 1;
 		inj.mmap_errno = errs[k];
 		assert_int_equal(smmap_cursor_use_region(&c, 3 * (int64_t)G, 0), 1);
-		check_bytes(&c, 3 * G, 1);
-		b = stats(m);
+		tl_check_cursor(&c, 3 * G, 1);
+		b = tl_stats(m);
 		assert_int_equal(b.collected, a.collected + 3);
 		assert_int_equal(b.map_failures, a.map_failures + 1);
 		assert_int_equal(b.mmap_calls, a.mmap_calls + 1);
@@ -268,14 +246,14 @@ static void test_mmap_enomem_twice(void **state)
 	assert_int_equal(smmap_cursor_use_region(&pin, 0, 0), 1);
 
 	/* Nothing idle: exactly as before. */
-	a = stats(m);
+	a = tl_stats(m);
 	opens = inj.opens;
 	inj.mmap_fail = 2;
 	inj.mmap_errno = ENOMEM;
 	assert_int_equal(smmap_cursor_use_region(&c, 5 * (int64_t)G, 0), -ENOMEM);
 	assert_false(smmap_cursor_is_valid(&c));
 	assert_true(smmap_cursor_is_associated(&c));
-	b = stats(m);
+	b = tl_stats(m);
 	assert_int_equal(b.mappings, a.mappings);
 	assert_int_equal(b.mapped_bytes, a.mapped_bytes);
 	assert_int_equal(b.open_files, a.open_files);
@@ -288,15 +266,15 @@ static void test_mmap_enomem_twice(void **state)
 	assert_int_equal(inj.closes, inj.opens);
 	assert_int_equal(inj.live, 1);
 	assert_int_equal(count_fds(), fds0);
-	check_bytes(&pin, 0, 2);
+	tl_check_cursor(&pin, 0, 2);
 
 	/* With idle regions: they are flushed, the pinned one stays. */
 	map_idle(&c, 1, 3);
-	a = stats(m);
+	a = tl_stats(m);
 	assert_int_equal(a.mappings, 3);
 	inj.mmap_fail = 2;
 	assert_int_equal(smmap_cursor_use_region(&c, 5 * (int64_t)G, 0), -ENOMEM);
-	b = stats(m);
+	b = tl_stats(m);
 	assert_int_equal(b.collected, a.collected + 2);
 	assert_int_equal(b.mappings, 1);
 	assert_int_equal(b.mapped_bytes, G);
@@ -304,12 +282,12 @@ static void test_mmap_enomem_twice(void **state)
 	assert_int_equal(b.fds, 0);
 	assert_int_equal(inj.closes, inj.opens);
 	assert_int_equal(count_fds(), fds0);
-	check_bytes(&pin, 0, 2);
+	tl_check_cursor(&pin, 0, 2);
 
 	/* The failure left nothing behind: the same call works now. */
 	assert_int_equal(smmap_cursor_use_region(&c, 5 * (int64_t)G, 0), 1);
-	check_bytes(&c, 5 * G, 2);
-	assert_int_equal(stats(m).mappings, 2);
+	tl_check_cursor(&c, 5 * G, 2);
+	assert_int_equal(tl_stats(m).mappings, 2);
 	smmap_cursor_dispose(&pin);
 	smmap_cursor_dispose(&c);
 	finish(m, fds0);
@@ -338,13 +316,13 @@ static void test_open_emfile(void **state)
 		map_idle(&c, 0, 2);
 
 		/* Once: recovered. */
-		a = stats(m);
+		a = tl_stats(m);
 		opens = inj.opens;
 		inj.open_fail = 1;
 		inj.open_errno = errs[k];
 		assert_int_equal(smmap_cursor_use_region(&c, 3 * (int64_t)G, 0), 1);
-		check_bytes(&c, 3 * G, 3);
-		b = stats(m);
+		tl_check_cursor(&c, 3 * G, 3);
+		b = tl_stats(m);
 		assert_int_equal(b.collected, a.collected + 2);
 		assert_int_equal(b.map_failures, a.map_failures + 1);
 		assert_int_equal(b.mappings, 2);
@@ -352,14 +330,14 @@ static void test_open_emfile(void **state)
 		smmap_cursor_unuse_region(&c);
 
 		/* Persistent: -EMFILE after one flush and one retry. */
-		a = stats(m);
+		a = tl_stats(m);
 		opens = inj.opens;
 		inj.open_fail = -1;
 		assert_int_equal(smmap_cursor_use_region(&c, 4 * (int64_t)G, 0),
 				 -errs[k]);
 		inj.open_fail = 0;
 		assert_false(smmap_cursor_is_valid(&c));
-		b = stats(m);
+		b = tl_stats(m);
 		assert_int_equal(inj.opens, opens + 2);
 		assert_int_equal(b.map_failures, a.map_failures + 2);
 		assert_int_equal(b.collected, a.collected + 1);
@@ -370,11 +348,11 @@ static void test_open_emfile(void **state)
 		/* Every descriptor opened was closed. */
 		assert_int_equal(inj.closes, inj.opens - inj.open_failures);
 		assert_int_equal(count_fds(), fds0);
-		check_bytes(&pin, 7 * G, 3);
+		tl_check_cursor(&pin, 7 * G, 3);
 		/* The descriptor slot was given back: max_fds is 8, but a
 		 * leaked slot would show in stats.fds. */
 		assert_int_equal(smmap_cursor_use_region(&c, 4 * (int64_t)G, 0), 1);
-		check_bytes(&c, 4 * G, 3);
+		tl_check_cursor(&c, 4 * G, 3);
 		smmap_cursor_dispose(&c);
 		smmap_cursor_dispose(&pin);
 		finish(m, fds0);
@@ -397,12 +375,12 @@ static void test_other_errors_no_flush(void **state)
 	map_idle(&c, 0, 3);
 
 	/* open: EACCES. */
-	a = stats(m);
+	a = tl_stats(m);
 	opens = inj.opens;
 	inj.open_fail = 1;
 	inj.open_errno = EACCES;
 	assert_int_equal(smmap_cursor_use_region(&c, 4 * (int64_t)G, 0), -EACCES);
-	b = stats(m);
+	b = tl_stats(m);
 	assert_int_equal(inj.opens, opens + 1); /* no retry */
 	assert_int_equal(b.collected, a.collected);
 	assert_int_equal(b.mappings, 3);        /* nothing flushed */
@@ -415,7 +393,7 @@ static void test_other_errors_no_flush(void **state)
 	inj.fstat_fail = 1;
 	inj.fstat_errno = EIO;
 	assert_int_equal(smmap_cursor_use_region(&c, 4 * (int64_t)G, 0), -EIO);
-	b = stats(m);
+	b = tl_stats(m);
 	assert_int_equal(inj.fstats, fstats + 1);
 	assert_int_equal(b.collected, a.collected);
 	assert_int_equal(b.mappings, 3);
@@ -429,7 +407,7 @@ static void test_other_errors_no_flush(void **state)
 	inj.mmap_fail = 1;
 	inj.mmap_errno = ENODEV;
 	assert_int_equal(smmap_cursor_use_region(&c, 4 * (int64_t)G, 0), -ENODEV);
-	b = stats(m);
+	b = tl_stats(m);
 	assert_int_equal(inj.mmaps, mmaps + 2);
 	assert_int_equal(b.collected, a.collected);
 	assert_int_equal(b.mappings, 3);
@@ -442,10 +420,10 @@ static void test_other_errors_no_flush(void **state)
 	/* All idle regions are still there: hits. */
 	for (int64_t i = 0; i < 3; i++) {
 		assert_int_equal(smmap_cursor_use_region(&c, i * (int64_t)G, 0), 1);
-		check_bytes(&c, (uint64_t)i * G, 4);
+		tl_check_cursor(&c, (uint64_t)i * G, 4);
 	}
-	assert_int_equal(stats(m).hits, a.hits + 3);
-	assert_int_equal(stats(m).misses, a.misses);
+	assert_int_equal(tl_stats(m).hits, a.hits + 3);
+	assert_int_equal(tl_stats(m).misses, a.misses);
 	smmap_cursor_dispose(&c);
 	finish(m, fds0);
 	free(path);
@@ -470,9 +448,9 @@ static void test_fd_handle_failure(void **state)
 	assert_int_equal(inj.opens, 0);
 	assert_int_equal(inj.closes, 0);
 	assert_true(fcntl(fd, F_GETFD) >= 0);
-	assert_int_equal(stats(m).fds, 0);
+	assert_int_equal(tl_stats(m).fds, 0);
 	assert_int_equal(smmap_cursor_use_region(&c, 0, 0), 1);
-	check_bytes(&c, 0, 5);
+	tl_check_cursor(&c, 0, 5);
 	assert_int_equal(inj.closes, 0);
 	smmap_cursor_dispose(&c);
 	finish(m, fds0);
@@ -524,9 +502,9 @@ static void test_opener_failure_closes(void **state)
 	assert_int_equal(inj.closes, 3);
 	assert_int_equal(count_fds(), fds0);
 	assert_int_equal(smmap_cursor_use_region(&c, 0, 0), 1);
-	check_bytes(&c, 0, 6);
+	tl_check_cursor(&c, 0, 6);
 	assert_int_equal(inj.closes, co.opens);
-	assert_int_equal(stats(m).fds, 0);
+	assert_int_equal(tl_stats(m).fds, 0);
 	smmap_cursor_dispose(&c);
 	smmap_file_free(f);
 	finish_(m, fds0, false);
@@ -567,7 +545,7 @@ static void test_munmap_once_per_mapping(void **state)
 			ret = smmap_cursor_use_region(&c[i], (int64_t)ofs, 0);
 			inj.mmap_fail = 0;
 			if (ret == 1)
-				check_bytes(&c[i], ofs, 7);
+				tl_check_cursor(&c[i], ofs, 7);
 			else
 				assert_true(ret == -ENOMEM || ret == -EAGAIN);
 		} else if (op < 85) {
@@ -590,15 +568,15 @@ static void test_munmap_once_per_mapping(void **state)
 			smmap_cursor_dispose(&t);
 		}
 		/* The seam and the counters agree at every step. */
-		assert_int_equal(inj.live, stats(m).mappings);
+		assert_int_equal(inj.live, tl_stats(m).mappings);
 		assert_int_equal(inj.bad_munmaps, 0);
 		assert_int_equal(inj.mmap_ok - inj.munmaps, inj.live);
 		assert_int_equal(inj.closes, inj.opens);
-		assert_true(stats(m).mappings <= 4);
+		assert_true(tl_stats(m).mappings <= 4);
 	}
-	assert_true(stats(m).evictions > 0);
-	assert_true(stats(m).retired > 0);
-	assert_true(stats(m).collected > 0);
+	assert_true(tl_stats(m).evictions > 0);
+	assert_true(tl_stats(m).retired > 0);
+	assert_true(tl_stats(m).collected > 0);
 	for (int i = 0; i < NC; i++)
 		smmap_cursor_dispose(&c[i]);
 	smmap_file_free(f);

@@ -22,38 +22,12 @@
 
 static uint64_t G;
 
-static atomic_uint failures;
-
-#define TCHECK(cond)                                                        \
-	do {                                                                \
-		if (!(cond)) {                                              \
-			atomic_fetch_add(&failures, 1);                     \
-			fprintf(stderr, "# FAILED %s:%d: %s\n", __FILE__,   \
-				__LINE__, #cond);                           \
-		}                                                           \
-	} while (0)
-
 static smmap_manager *new_manager(uint64_t max_handles, unsigned max_fds,
 				  unsigned flags)
 {
-	smmap_options o;
-	smmap_manager *m = NULL;
-
-	smmap_options_init(&o, SMMAP_SLIDING);
-	o.window_size = G;
-	o.max_handles = max_handles;
-	o.max_fds = max_fds;
-	o.flags = flags;
-	assert_int_equal(smmap_manager_new(&m, &o), 0);
-	return m;
-}
-
-static struct smmap_stats stats(const smmap_manager *m)
-{
-	struct smmap_stats s;
-
-	smmap_stats_get(&s, m);
-	return s;
+	return tl_manager(SMMAP_SLIDING,
+			  (struct tl_opts){ .window = G, .max_handles = max_handles,
+					    .max_fds = max_fds, .flags = flags });
 }
 
 static unsigned count_fds(void)
@@ -66,15 +40,6 @@ static unsigned count_fds(void)
 		n++;
 	closedir(d);
 	return n;
-}
-
-static void check_bytes(const smmap_cursor *c, uint64_t ofs, unsigned salt)
-{
-	assert_true(smmap_cursor_is_valid(c));
-	assert_int_equal(smmap_cursor_ofs_begin(c), ofs);
-	assert_true(smmap_cursor_size(c) > 0);
-	assert_true(tl_check_pattern(smmap_cursor_buffer(c),
-				     smmap_cursor_size(c), ofs, salt));
 }
 
 /* An opener that counts its calls and checks how it is called. */
@@ -150,10 +115,10 @@ static void test_opener_holds_no_fd(void **state)
 	for (unsigned i = 0; i < 7; i++) {
 		assert_int_equal(smmap_cursor_use_region(&c, (int64_t)(i * G), 0),
 				 1);
-		check_bytes(&c, i * G, 1);
+		tl_check_cursor(&c, i * G, 1);
 		assert_int_equal(to.opens, i + 1);
 		assert_int_equal(count_fds(), fds0);
-		assert_int_equal(stats(m).fds, 0);
+		assert_int_equal(tl_stats(m).fds, 0);
 	}
 	/* Hits do not open. */
 	for (unsigned i = 0; i < 7; i++)
@@ -167,8 +132,8 @@ static void test_opener_holds_no_fd(void **state)
 	assert_int_equal(to.lock_held, 0);
 	assert_int_equal(to.min_fds_seen, 1);
 	assert_int_equal(to.max_fds_seen, 1);
-	assert_int_equal(stats(m).fds, 0);
-	assert_int_equal(stats(m).peak_fds, 1);
+	assert_int_equal(tl_stats(m).fds, 0);
+	assert_int_equal(tl_stats(m).peak_fds, 1);
 	smmap_cursor_dispose(&c);
 	smmap_file_free(f);
 	smmap_collect(m);
@@ -200,14 +165,14 @@ static void test_opener_errors(void **state)
 
 	static const int errs[] = { -ESTALE, -ENOENT, -EACCES };
 	for (unsigned k = 0; k < 3; k++) {
-		a = stats(m);
+		a = tl_stats(m);
 		to.opens = 0;
 		to.fail = errs[k];
 		to.fail_count = 1;
 		assert_int_equal(smmap_cursor_use_region(&c, (int64_t)G, 0),
 				 errs[k]);
 		assert_false(smmap_cursor_is_valid(&c));
-		b = stats(m);
+		b = tl_stats(m);
 		assert_int_equal(to.opens, 1); /* no retry */
 		assert_int_equal(b.map_failures, a.map_failures + 1);
 		assert_int_equal(b.collected, a.collected); /* no flush */
@@ -217,16 +182,16 @@ static void test_opener_errors(void **state)
 		to.fail_count = 1;
 		assert_int_equal(smmap_file_revalidate(f, NULL), errs[k]);
 		assert_int_equal(smmap_file_size(f), 4 * G);
-		assert_int_equal(stats(m).fds, 0);
+		assert_int_equal(tl_stats(m).fds, 0);
 	}
 	/* EMFILE from the opener: flush, retry, success. */
-	a = stats(m);
+	a = tl_stats(m);
 	to.opens = 0;
 	to.fail = -EMFILE;
 	to.fail_count = 1;
 	assert_int_equal(smmap_cursor_use_region(&c, (int64_t)G, 0), 1);
-	check_bytes(&c, G, 2);
-	b = stats(m);
+	tl_check_cursor(&c, G, 2);
+	b = tl_stats(m);
 	assert_int_equal(to.opens, 2);
 	assert_int_equal(b.collected, a.collected + 1);
 	assert_int_equal(b.map_failures, a.map_failures + 1);
@@ -236,10 +201,10 @@ static void test_opener_errors(void **state)
 	to.fail_count = UINT_MAX;
 	assert_int_equal(smmap_cursor_use_region(&c, 2 * (int64_t)G, 0), -EMFILE);
 	assert_int_equal(to.opens, 2);
-	assert_int_equal(stats(m).fds, 0);
+	assert_int_equal(tl_stats(m).fds, 0);
 	to.fail_count = 0;
 	assert_int_equal(smmap_cursor_use_region(&c, 2 * (int64_t)G, 0), 1);
-	check_bytes(&c, 2 * G, 2);
+	tl_check_cursor(&c, 2 * G, 2);
 	assert_int_equal(to.lock_held, 0);
 	assert_int_equal(count_fds(), fds0);
 	smmap_cursor_dispose(&c);
@@ -298,12 +263,12 @@ static void test_pread(void **state)
 				 0);
 		assert_int_equal(smmap_file_pread(f, buf, 0, 0), 0);
 		assert_int_equal(smmap_file_pread(f, buf, 4, -1), -EINVAL);
-		assert_int_equal(stats(m).fds, 0);
+		assert_int_equal(tl_stats(m).fds, 0);
 		assert_int_equal(count_fds(), fds0);
 	}
 	/* No mapping was made for any of it. */
-	assert_int_equal(stats(m).mmap_calls, 0);
-	assert_int_equal(stats(m).mappings, 0);
+	assert_int_equal(tl_stats(m).mmap_calls, 0);
+	assert_int_equal(tl_stats(m).mappings, 0);
 	assert_true(to.opens > 0);
 	/* The borrowed descriptor is still open. */
 	assert_true(fcntl(fd, F_GETFD) >= 0);
@@ -346,8 +311,8 @@ static void test_pread_unmappable(void **state)
 	n = smmap_file_pread(f, got, 4, 1);
 	assert_int_equal(n, total - 1 < 4 ? total - 1 : 4);
 	assert_memory_equal(got, expect + 1, (size_t)n);
-	assert_int_equal(stats(m).mmap_calls, 0);
-	assert_int_equal(stats(m).fds, 0);
+	assert_int_equal(tl_stats(m).mmap_calls, 0);
+	assert_int_equal(tl_stats(m).fds, 0);
 	smmap_cursor_dispose(&c);
 	smmap_file_free(f);
 	assert_int_equal(smmap_manager_free(m), 0);
@@ -375,8 +340,8 @@ static void check_fds(smmap_manager *m)
 	struct smmap_stats s;
 
 	smmap_stats_get(&s, m);
-	TCHECK(s.fds <= 1);
-	TCHECK(s.peak_fds <= 1);
+	TL_TCHECK(s.fds <= 1);
+	TL_TCHECK(s.peak_fds <= 1);
 }
 
 static void *budget_main(void *arg)
@@ -389,8 +354,8 @@ static void *budget_main(void *arg)
 	smmap_cursor c;
 
 	tl_srand(40 + bt->id);
-	TCHECK(smmap_file_new_path(&f, bg->m, bg->paths[bt->id], 0) == 0);
-	TCHECK(smmap_cursor_init_file(&c, f) == 0);
+	TL_TCHECK(smmap_file_new_path(&f, bg->m, bg->paths[bt->id], 0) == 0);
+	TL_TCHECK(smmap_cursor_init_file(&c, f) == 0);
 	for (bt->iters = 0; bt->iters < bg->max_iters; bt->iters++) {
 		uint64_t ofs = tl_rand_range(0, FILE_WINDOWS * G - 1);
 		struct smmap_stats s;
@@ -405,9 +370,9 @@ static void *budget_main(void *arg)
 		do {
 			ret = smmap_cursor_use_region(&c, (int64_t)ofs, 0);
 		} while (ret == -EAGAIN);
-		TCHECK(ret == 1);
+		TL_TCHECK(ret == 1);
 		if (ret == 1)
-			TCHECK(tl_check_pattern(smmap_cursor_buffer(&c),
+			TL_TCHECK(tl_check_pattern(smmap_cursor_buffer(&c),
 						smmap_cursor_size(&c), ofs, salt));
 		smmap_cursor_unuse_region(&c);
 		check_fds(bg->m);
@@ -415,13 +380,13 @@ static void *budget_main(void *arg)
 		/* A descriptor of our own, within the same budget. */
 		smmap_fd_acquire(bg->m);
 		smmap_stats_get(&s, bg->m);
-		TCHECK(s.fds == 1); /* ours is the only one */
+		TL_TCHECK(s.fds == 1); /* ours is the only one */
 		fd = open(bg->paths[bt->id], O_RDONLY | O_CLOEXEC);
-		TCHECK(fd >= 0);
+		TL_TCHECK(fd >= 0);
 		if (fd >= 0) {
-			TCHECK(pread(fd, buf, sizeof(buf), (off_t)ofs / 2) ==
+			TL_TCHECK(pread(fd, buf, sizeof(buf), (off_t)ofs / 2) ==
 			       (ssize_t)sizeof(buf));
-			TCHECK(tl_check_pattern(buf, sizeof(buf), ofs / 2, salt));
+			TL_TCHECK(tl_check_pattern(buf, sizeof(buf), ofs / 2, salt));
 			close(fd);
 		}
 		usleep(50); /* hold it a while: others must wait */
@@ -429,9 +394,9 @@ static void *budget_main(void *arg)
 		check_fds(bg->m);
 
 		/* The fallback read takes a slot too. */
-		TCHECK(smmap_file_pread(f, buf, sizeof(buf), (int64_t)ofs / 3) ==
+		TL_TCHECK(smmap_file_pread(f, buf, sizeof(buf), (int64_t)ofs / 3) ==
 		       (ssize_t)sizeof(buf));
-		TCHECK(tl_check_pattern(buf, sizeof(buf), ofs / 3, salt));
+		TL_TCHECK(tl_check_pattern(buf, sizeof(buf), ofs / 3, salt));
 		check_fds(bg->m);
 		if (tl_rand_range(0, 7) == 0)
 			smmap_collect(bg->m); /* more mapping, more opening */
@@ -463,7 +428,7 @@ static void test_fd_budget(void **state)
 		snprintf(name, sizeof(name), "file-budget-%u", i);
 		bg.paths[i] = tl_make_file(name, FILE_WINDOWS * G, 40 + i);
 	}
-	atomic_store(&failures, 0);
+	atomic_store(&tl_failures, 0);
 	for (unsigned i = 0; i < NTHREADS; i++) {
 		bt[i].bg = &bg;
 		bt[i].id = i;
@@ -474,11 +439,11 @@ static void test_fd_budget(void **state)
 		assert_int_equal(pthread_join(th[i], NULL), 0);
 		iters += bt[i].iters;
 	}
-	s = stats(bg.m);
+	s = tl_stats(bg.m);
 	fprintf(stderr, "# %" PRIu64 " iterations, %" PRIu64 " mmap calls, %"
 		PRIu64 " fd waits, peak fds %" PRIu64 "\n", iters, s.mmap_calls,
 		s.fd_waits, s.peak_fds);
-	assert_int_equal(atomic_load(&failures), 0);
+	assert_int_equal(atomic_load(&tl_failures), 0);
 	assert_int_equal(s.peak_fds, 1);
 	assert_int_equal(s.fds, 0);
 	assert_true(s.fd_waits > 0);
@@ -486,9 +451,9 @@ static void test_fd_budget(void **state)
 	assert_int_equal(count_fds(), fds0);
 	/* A slot taken and given back on the main thread. */
 	smmap_fd_acquire(bg.m);
-	assert_int_equal(stats(bg.m).fds, 1);
+	assert_int_equal(tl_stats(bg.m).fds, 1);
 	smmap_fd_release(bg.m);
-	assert_int_equal(stats(bg.m).fds, 0);
+	assert_int_equal(tl_stats(bg.m).fds, 0);
 	smmap_collect(bg.m);
 	assert_int_equal(smmap_manager_free(bg.m), 0);
 	for (unsigned i = 0; i < NTHREADS; i++)
@@ -514,14 +479,14 @@ static void test_free_handle_in_use(void **state)
 	smmap_file_free(f); /* the caller's reference */
 	smmap_file_free(NULL);
 	/* The cursor's reference keeps it alive and usable. */
-	check_bytes(&c, 10, 5);
+	tl_check_cursor(&c, 10, 5);
 	assert_ptr_equal(smmap_cursor_file(&c), f);
 	assert_int_equal(smmap_cursor_file_size(&size, &c), 0);
 	assert_int_equal(size, 4 * G);
 	assert_int_equal(smmap_cursor_path(&p, &c), 0);
 	assert_string_equal(p, path);
 	assert_int_equal(smmap_cursor_use_region(&c, 3 * (int64_t)G, 0), 1);
-	check_bytes(&c, 3 * G, 5);
+	tl_check_cursor(&c, 3 * G, 5);
 	assert_int_equal(smmap_cursor_read(&c, buf, sizeof(buf), (int64_t)G - 50),
 			 (ssize_t)sizeof(buf));
 	assert_true(tl_check_pattern(buf, sizeof(buf), G - 50, 5));
@@ -539,11 +504,11 @@ static void test_free_handle_in_use(void **state)
 	smmap_cursor_dispose(&c);
 	assert_int_equal(smmap_manager_free(m), -EBUSY);
 	assert_int_equal(smmap_cursor_use_region(&copy, 2 * (int64_t)G, 0), 1);
-	check_bytes(&copy, 2 * G, 5);
-	assert_int_equal(stats(m).files, 1);
+	tl_check_cursor(&copy, 2 * G, 5);
+	assert_int_equal(tl_stats(m).files, 1);
 	smmap_cursor_dispose(&copy);
 	smmap_collect(m);
-	assert_int_equal(stats(m).files, 0);
+	assert_int_equal(tl_stats(m).files, 0);
 	assert_int_equal(smmap_manager_free(m), 0);
 	free(path);
 }

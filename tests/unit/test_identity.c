@@ -16,30 +16,7 @@ static uint64_t G;
 
 static smmap_manager *new_manager(uint64_t window)
 {
-	smmap_options o;
-	smmap_manager *m = NULL;
-
-	smmap_options_init(&o, SMMAP_SLIDING);
-	o.window_size = window;
-	assert_int_equal(smmap_manager_new(&m, &o), 0);
-	return m;
-}
-
-static struct smmap_stats stats(const smmap_manager *m)
-{
-	struct smmap_stats s;
-
-	smmap_stats_get(&s, m);
-	return s;
-}
-
-static void check_bytes(const smmap_cursor *c, uint64_t ofs, unsigned salt)
-{
-	assert_true(smmap_cursor_is_valid(c));
-	assert_int_equal(smmap_cursor_ofs_begin(c), ofs);
-	assert_true(smmap_cursor_size(c) > 0);
-	assert_true(tl_check_pattern(smmap_cursor_buffer(c),
-				     smmap_cursor_size(c), ofs, salt));
+	return tl_manager(SMMAP_SLIDING, (struct tl_opts){ .window = window });
 }
 
 static unsigned client_count(const smmap_cursor *c)
@@ -74,13 +51,13 @@ static void test_path_fd_link_share(void **state)
 	assert_true(fd >= 0);
 
 	assert_int_equal(smmap_file_new_path(&fp, m, path, 0), 0);
-	assert_int_equal(stats(m).files, 1);
+	assert_int_equal(tl_stats(m).files, 1);
 	assert_int_equal(smmap_file_new_fd(&ffd, m, fd), 0);
 	assert_int_equal(smmap_file_new_path(&flink, m, link_path, 0), 0);
 	assert_int_equal(smmap_file_new_path(&fsym, m, sym_path, 0), 0);
-	assert_int_equal(stats(m).files, 1); /* one identity */
+	assert_int_equal(tl_stats(m).files, 1); /* one identity */
 	assert_int_equal(smmap_file_new_path(&fother, m, other, 0), 0);
-	assert_int_equal(stats(m).files, 2);
+	assert_int_equal(tl_stats(m).files, 2);
 
 	assert_int_equal(smmap_cursor_init_file(&cp, fp), 0);
 	assert_int_equal(smmap_cursor_init_file(&cfd, ffd), 0);
@@ -89,10 +66,10 @@ static void test_path_fd_link_share(void **state)
 	assert_int_equal(smmap_cursor_init_file(&cother, fother), 0);
 
 	/* The path handle maps window 1. */
-	a = stats(m);
+	a = tl_stats(m);
 	assert_int_equal(smmap_cursor_use_region(&cp, (int64_t)G + 5, 0), 1);
-	check_bytes(&cp, G + 5, 1);
-	b = stats(m);
+	tl_check_cursor(&cp, G + 5, 1);
+	b = tl_stats(m);
 	assert_int_equal(b.misses, a.misses + 1);
 	assert_int_equal(smmap_num_file_handles(m), 1);
 	assert_int_equal(smmap_num_open_files(m), 1);
@@ -102,10 +79,10 @@ static void test_path_fd_link_share(void **state)
 	assert_int_equal(smmap_cursor_use_region(&clink, (int64_t)G, 0), 1);
 	assert_int_equal(smmap_cursor_use_region(&csym, 2 * (int64_t)G - 1, 0),
 			 1);
-	check_bytes(&cfd, G + 100, 1);
-	check_bytes(&clink, G, 1);
-	check_bytes(&csym, 2 * G - 1, 1);
-	b = stats(m);
+	tl_check_cursor(&cfd, G + 100, 1);
+	tl_check_cursor(&clink, G, 1);
+	tl_check_cursor(&csym, 2 * G - 1, 1);
+	b = tl_stats(m);
 	assert_int_equal(b.misses, a.misses + 1);
 	assert_int_equal(b.hits, a.hits + 3);
 	assert_int_equal(b.mmap_calls, a.mmap_calls + 1);
@@ -130,8 +107,8 @@ static void test_path_fd_link_share(void **state)
 	/* Another file is another entry: a miss. */
 	assert_int_equal(smmap_cursor_use_region(&cother, (int64_t)G + 5, 0),
 			 1);
-	check_bytes(&cother, G + 5, 2);
-	b = stats(m);
+	tl_check_cursor(&cother, G + 5, 2);
+	b = tl_stats(m);
 	assert_int_equal(b.misses, a.misses + 2);
 	assert_int_equal(smmap_num_file_handles(m), 2);
 	assert_int_equal(smmap_num_open_files(m), 2);
@@ -154,8 +131,8 @@ static void test_path_fd_link_share(void **state)
 	/* The fd handle maps window 3; the path handle then hits it. */
 	assert_int_equal(smmap_cursor_use_region(&cfd, 3 * (int64_t)G, 0), 1);
 	assert_int_equal(smmap_cursor_use_region(&cp, 3 * (int64_t)G + 1, 0), 1);
-	check_bytes(&cp, 3 * G + 1, 1);
-	b = stats(m);
+	tl_check_cursor(&cp, 3 * G + 1, 1);
+	b = tl_stats(m);
 	assert_int_equal(b.misses, a.misses + 3);
 	assert_int_equal(b.hits, a.hits + 4);
 	assert_int_equal(smmap_num_file_handles(m), 3);
@@ -172,8 +149,8 @@ static void test_path_fd_link_share(void **state)
 	smmap_file_free(fsym);
 	smmap_file_free(fother);
 	assert_int_equal(smmap_collect(m), 3);
-	assert_int_equal(stats(m).files, 0);
-	assert_int_equal(stats(m).mappings, 0);
+	assert_int_equal(tl_stats(m).files, 0);
+	assert_int_equal(tl_stats(m).mappings, 0);
 	assert_int_equal(smmap_manager_free(m), 0);
 	close(fd);
 	free(path);
@@ -195,17 +172,17 @@ static void test_make_cursor_shares(void **state)
 	assert_true(smmap_cursor_is_associated(&a));
 	assert_true(smmap_cursor_is_associated(&b));
 	assert_false(smmap_cursor_is_valid(&a));
-	assert_int_equal(stats(m).files, 1);
+	assert_int_equal(tl_stats(m).files, 1);
 	assert_int_equal(smmap_cursor_use_region(&a, 10, 0), 1);
 	assert_int_equal(smmap_cursor_use_region(&b, 20, 0), 1);
-	assert_int_equal(stats(m).mappings, 1);
-	assert_int_equal(stats(m).hits, 1);
+	assert_int_equal(tl_stats(m).mappings, 1);
+	assert_int_equal(tl_stats(m).hits, 1);
 	assert_int_equal(client_count(&a), 3);
-	check_bytes(&b, 20, 3);
+	tl_check_cursor(&b, 20, 3);
 	smmap_cursor_dispose(&a);
 	smmap_cursor_dispose(&b);
 	assert_int_equal(smmap_collect(m), 1);
-	assert_int_equal(stats(m).files, 0);
+	assert_int_equal(tl_stats(m).files, 0);
 	assert_int_equal(smmap_manager_free(m), 0);
 	close(fd);
 	free(path);
@@ -226,16 +203,16 @@ static void test_refcounted_entries(void **state)
 	(void)state;
 	assert_int_equal(smmap_cursor_init_path(&c1, m, path), 0);
 	assert_int_equal(smmap_cursor_init_path(&c2, m, path), 0);
-	assert_int_equal(stats(m).files, 1);
+	assert_int_equal(tl_stats(m).files, 1);
 	/* c1 goes away while the entry has no regions (smmap drops it). */
 	smmap_cursor_dispose(&c1);
 	assert_false(smmap_cursor_is_associated(&c1));
 	smmap_cursor_dispose(&c1); /* idempotent */
-	assert_int_equal(stats(m).files, 1);
+	assert_int_equal(tl_stats(m).files, 1);
 
 	for (int64_t i = 0; i < 3; i++) {
 		assert_int_equal(smmap_cursor_use_region(&c2, i * (int64_t)G, 0), 1);
-		check_bytes(&c2, (uint64_t)i * G, 4);
+		tl_check_cursor(&c2, (uint64_t)i * G, 4);
 	}
 	assert_int_equal(smmap_num_file_handles(m), 3);
 	assert_int_equal(smmap_mapped_memory_size(m), 3 * G);
@@ -243,42 +220,42 @@ static void test_refcounted_entries(void **state)
 
 	/* A new cursor on the same path shares the entry and its regions. */
 	assert_int_equal(smmap_cursor_init_path(&c3, m, path), 0);
-	assert_int_equal(stats(m).files, 1);
-	a = stats(m);
+	assert_int_equal(tl_stats(m).files, 1);
+	a = tl_stats(m);
 	assert_int_equal(smmap_cursor_use_region(&c3, (int64_t)G + 3, 0), 1);
-	check_bytes(&c3, G + 3, 4);
-	assert_int_equal(stats(m).hits, a.hits + 1);
-	assert_int_equal(stats(m).misses, a.misses);
+	tl_check_cursor(&c3, G + 3, 4);
+	assert_int_equal(tl_stats(m).hits, a.hits + 1);
+	assert_int_equal(tl_stats(m).misses, a.misses);
 	assert_int_equal(smmap_num_file_handles(m), 3);
 
 	/* Destroy c2 while c3 uses the file: still exact. */
 	smmap_cursor_dispose(&c2);
-	assert_int_equal(stats(m).files, 1);
+	assert_int_equal(tl_stats(m).files, 1);
 	assert_int_equal(smmap_num_file_handles(m), 3);
 	assert_int_equal(smmap_num_open_files(m), 1);
-	check_bytes(&c3, G + 3, 4);
+	tl_check_cursor(&c3, G + 3, 4);
 	/* collect frees the two unused windows, not c3's. */
 	assert_int_equal(smmap_collect(m), 2);
 	assert_int_equal(smmap_num_file_handles(m), 1);
 	assert_int_equal(smmap_mapped_memory_size(m), G);
 	assert_int_equal(smmap_num_open_files(m), 1);
 	assert_int_equal(client_count(&c3), 2);
-	check_bytes(&c3, G + 3, 4);
+	tl_check_cursor(&c3, G + 3, 4);
 
 	/* A cursor made after all the others went away gets a fresh start. */
 	smmap_cursor_dispose(&c3);
-	assert_int_equal(stats(m).files, 1); /* the idle region holds it */
+	assert_int_equal(tl_stats(m).files, 1); /* the idle region holds it */
 	assert_int_equal(smmap_collect(m), 1);
-	assert_int_equal(stats(m).files, 0);
+	assert_int_equal(tl_stats(m).files, 0);
 	assert_int_equal(smmap_num_open_files(m), 0);
 	assert_int_equal(smmap_mapped_memory_size(m), 0);
 	assert_int_equal(smmap_cursor_init_path(&c1, m, path), 0);
 	assert_int_equal(smmap_cursor_use_region(&c1, 0, 0), 1);
-	check_bytes(&c1, 0, 4);
-	assert_int_equal(stats(m).files, 1);
+	tl_check_cursor(&c1, 0, 4);
+	assert_int_equal(tl_stats(m).files, 1);
 	smmap_cursor_dispose(&c1);
 	assert_int_equal(smmap_collect(m), 1);
-	assert_int_equal(stats(m).files, 0);
+	assert_int_equal(tl_stats(m).files, 0);
 	assert_int_equal(smmap_manager_free(m), 0);
 	free(path);
 }
@@ -309,7 +286,7 @@ static void test_cursor_copy(void **state)
 	assert_ptr_equal(smmap_cursor_buffer(&dst), smmap_cursor_buffer(&src));
 	assert_int_equal(smmap_cursor_ofs_begin(&dst), G + 7);
 	assert_int_equal(smmap_cursor_size(&dst), 100);
-	check_bytes(&dst, G + 7, 5);
+	tl_check_cursor(&dst, G + 7, 5);
 	assert_int_equal(client_count(&src), 3);
 	assert_int_equal(client_count(&dst), 3);
 	assert_int_equal(smmap_cursor_file_size(&fsize, &dst), 0);
@@ -319,10 +296,10 @@ static void test_cursor_copy(void **state)
 	assert_int_equal(smmap_num_file_handles(m), 1);
 
 	/* The copy maps a window of its own. */
-	a = stats(m);
+	a = tl_stats(m);
 	assert_int_equal(smmap_cursor_use_region(&dst, 3 * (int64_t)G, 0), 1);
-	check_bytes(&dst, 3 * G, 5);
-	assert_int_equal(stats(m).misses, a.misses + 1);
+	tl_check_cursor(&dst, 3 * G, 5);
+	assert_int_equal(tl_stats(m).misses, a.misses + 1);
 	assert_int_equal(smmap_num_file_handles(m), 2);
 	assert_int_equal(client_count(&src), 2); /* dst's pin went along */
 	assert_int_equal(client_count(&dst), 2);
@@ -331,10 +308,10 @@ static void test_cursor_copy(void **state)
 	smmap_cursor_dispose(&dst);
 	assert_false(smmap_cursor_is_associated(&dst));
 	smmap_cursor_dispose(&dst); /* idempotent */
-	check_bytes(&src, G + 7, 5);
+	tl_check_cursor(&src, G + 7, 5);
 	assert_int_equal(client_count(&src), 2);
 	assert_int_equal(smmap_cursor_use_region(&src, 2 * (int64_t)G, 0), 1);
-	check_bytes(&src, 2 * G, 5);
+	tl_check_cursor(&src, 2 * G, 5);
 
 	/* Copying into an associated, valid cursor disposes it first. */
 	assert_int_equal(smmap_cursor_init_path(&d2, m, path), 0);
@@ -348,7 +325,7 @@ static void test_cursor_copy(void **state)
 		assert_int_equal(smmap_cursor_copy(&d2, &src), 0);
 		assert_int_equal(client_count(&probe), 2); /* d2 let go */
 		assert_int_equal(client_count(&src), 3);
-		check_bytes(&d2, 2 * G, 5);
+		tl_check_cursor(&d2, 2 * G, 5);
 		smmap_cursor_dispose(&probe);
 	}
 	/* A copy of a copy. */
@@ -357,13 +334,13 @@ static void test_cursor_copy(void **state)
 	assert_int_equal(client_count(&src), 4);
 	smmap_cursor_dispose(&d2);
 	assert_int_equal(client_count(&src), 3);
-	check_bytes(&dst, 2 * G, 5);
+	tl_check_cursor(&dst, 2 * G, 5);
 	smmap_cursor_dispose(&dst);
 
 	/* A copy onto itself is refused and harmless. */
 	assert_int_equal(smmap_cursor_copy(&src, &src), -EINVAL);
 	assert_int_equal(client_count(&src), 2);
-	check_bytes(&src, 2 * G, 5);
+	tl_check_cursor(&src, 2 * G, 5);
 
 	/* Copying from an associated but invalid cursor. */
 	smmap_cursor_unuse_region(&src);
@@ -372,7 +349,7 @@ static void test_cursor_copy(void **state)
 	assert_true(smmap_cursor_is_associated(&dst));
 	assert_false(smmap_cursor_is_valid(&dst));
 	assert_int_equal(smmap_cursor_use_region(&dst, (int64_t)G, 0), 1);
-	check_bytes(&dst, G, 5);
+	tl_check_cursor(&dst, G, 5);
 	smmap_cursor_dispose(&dst);
 
 	/* Copying from an unassociated cursor (smmap: TypeError). */
@@ -394,8 +371,8 @@ static void test_cursor_copy(void **state)
 	smmap_cursor_dispose(&src);
 	/* Every reference is gone: nothing pinned, nothing leaked. */
 	assert_int_equal(smmap_collect(m), 4);
-	assert_int_equal(stats(m).mappings, 0);
-	assert_int_equal(stats(m).files, 0);
+	assert_int_equal(tl_stats(m).mappings, 0);
+	assert_int_equal(tl_stats(m).files, 0);
 	assert_int_equal(smmap_manager_free(m), 0);
 	free(path);
 }
@@ -417,7 +394,7 @@ static void test_copy_fd_cursor(void **state)
 	assert_int_equal(got, fd);
 	smmap_cursor_dispose(&src); /* the copy holds the handle */
 	assert_int_equal(smmap_cursor_use_region(&dst, (int64_t)G + 1, 0), 1);
-	check_bytes(&dst, G + 1, 6);
+	tl_check_cursor(&dst, G + 1, 6);
 	assert_int_equal(smmap_manager_free(m), -EBUSY);
 	smmap_cursor_dispose(&dst);
 	assert_int_equal(smmap_collect(m), 1);

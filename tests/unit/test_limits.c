@@ -19,35 +19,10 @@ static smmap_manager *new_manager(enum smmap_policy policy, uint64_t window,
 				  uint64_t max_handles, uint64_t max_mapped,
 				  unsigned flags)
 {
-	smmap_options o;
-	smmap_manager *m = NULL;
-
-	smmap_options_init(&o, policy);
-	if (policy == SMMAP_SLIDING)
-		o.window_size = window;
-	o.max_handles = max_handles;
-	o.max_mapped = max_mapped;
-	o.flags = flags;
-	assert_int_equal(smmap_manager_new(&m, &o), 0);
-	assert_non_null(m);
-	return m;
-}
-
-static struct smmap_stats stats(const smmap_manager *m)
-{
-	struct smmap_stats s;
-
-	smmap_stats_get(&s, m);
-	return s;
-}
-
-static void check_bytes(const smmap_cursor *c, uint64_t ofs, unsigned salt)
-{
-	assert_true(smmap_cursor_is_valid(c));
-	assert_int_equal(smmap_cursor_ofs_begin(c), ofs);
-	assert_true(smmap_cursor_size(c) > 0);
-	assert_true(tl_check_pattern(smmap_cursor_buffer(c),
-				     smmap_cursor_size(c), ofs, salt));
+	return tl_manager(policy, (struct tl_opts){ .window = window,
+						  .max_handles = max_handles,
+						  .max_mapped = max_mapped,
+						  .flags = flags });
 }
 
 static void check_invalid(const smmap_cursor *c)
@@ -73,30 +48,30 @@ static void test_max_handles_hard(void **state)
 	assert_int_equal(smmap_cursor_init_path(&c3, m, path), 0);
 	assert_int_equal(smmap_cursor_use_region(&c1, 0, 0), 1);
 	assert_int_equal(smmap_cursor_use_region(&c2, (int64_t)G, 0), 1);
-	a = stats(m);
+	a = tl_stats(m);
 	assert_int_equal(smmap_cursor_use_region(&c3, 2 * (int64_t)G, 0),
 			 -EAGAIN);
 	check_invalid(&c3);
 	assert_true(smmap_cursor_is_associated(&c3));
-	assert_int_equal(stats(m).limit_refusals, a.limit_refusals + 1);
-	assert_int_equal(stats(m).mappings, 2);
-	assert_int_equal(stats(m).misses, a.misses);
+	assert_int_equal(tl_stats(m).limit_refusals, a.limit_refusals + 1);
+	assert_int_equal(tl_stats(m).mappings, 2);
+	assert_int_equal(tl_stats(m).misses, a.misses);
 	/* A valid cursor that fails is left invalid. */
 	assert_int_equal(smmap_cursor_use_region(&c2, 3 * (int64_t)G, 0), 1);
 	assert_int_equal(smmap_cursor_use_region(&c3, 0, 0), 1); /* hit */
 	assert_int_equal(smmap_cursor_use_region(&c3, (int64_t)G, 0), -EAGAIN);
 	check_invalid(&c3);
 	/* The others are untouched. */
-	check_bytes(&c1, 0, 1);
-	check_bytes(&c2, 3 * G, 1);
+	tl_check_cursor(&c1, 0, 1);
+	tl_check_cursor(&c2, 3 * G, 1);
 	/* After a release the same call succeeds, evicting the idle one. */
 	smmap_cursor_unuse_region(&c1);
-	a = stats(m);
+	a = tl_stats(m);
 	assert_int_equal(smmap_cursor_use_region(&c3, 2 * (int64_t)G, 0), 1);
-	check_bytes(&c3, 2 * G, 1);
-	assert_int_equal(stats(m).evictions, a.evictions + 1);
-	assert_int_equal(stats(m).mappings, 2);
-	assert_true(stats(m).peak_mappings <= 2);
+	tl_check_cursor(&c3, 2 * G, 1);
+	assert_int_equal(tl_stats(m).evictions, a.evictions + 1);
+	assert_int_equal(tl_stats(m).mappings, 2);
+	assert_true(tl_stats(m).peak_mappings <= 2);
 	smmap_cursor_dispose(&c1);
 	smmap_cursor_dispose(&c2);
 	smmap_cursor_dispose(&c3);
@@ -117,15 +92,15 @@ static void test_max_handles_static(void **state)
 	assert_int_equal(smmap_cursor_init_path(&a, m, pa), 0);
 	assert_int_equal(smmap_cursor_init_path(&b, m, pb), 0);
 	assert_int_equal(smmap_cursor_use_region(&a, (int64_t)G, 0), 1);
-	check_bytes(&a, G, 2);
+	tl_check_cursor(&a, G, 2);
 	assert_int_equal(smmap_cursor_size(&a), 2 * G); /* to end of file */
 	assert_int_equal(smmap_cursor_use_region(&b, 0, 0), -EAGAIN);
 	check_invalid(&b);
 	smmap_cursor_unuse_region(&a);
 	assert_int_equal(smmap_cursor_use_region(&b, 0, 0), 1);
-	check_bytes(&b, 0, 3);
-	assert_int_equal(stats(m).evictions, 1);
-	assert_int_equal(stats(m).peak_mappings, 1);
+	tl_check_cursor(&b, 0, 3);
+	assert_int_equal(tl_stats(m).evictions, 1);
+	assert_int_equal(tl_stats(m).peak_mappings, 1);
 	smmap_cursor_dispose(&a);
 	smmap_cursor_dispose(&b);
 	assert_int_equal(smmap_manager_free(m), 0);
@@ -148,11 +123,11 @@ static void test_soft_memory_limit(void **state)
 		assert_int_equal(smmap_cursor_init_path(&c[i], m, path), 0);
 	assert_int_equal(smmap_cursor_use_region(&c[0], 0, 0), 1);
 	assert_int_equal(smmap_cursor_use_region(&c[1], (int64_t)G, 0), 1);
-	assert_int_equal(stats(m).overcommits, 0);
+	assert_int_equal(tl_stats(m).overcommits, 0);
 	/* All pinned: the third window is mapped anyway. */
 	assert_int_equal(smmap_cursor_use_region(&c[2], 2 * (int64_t)G, 0), 1);
-	check_bytes(&c[2], 2 * G, 4);
-	a = stats(m);
+	tl_check_cursor(&c[2], 2 * G, 4);
+	a = tl_stats(m);
 	assert_int_equal(a.overcommits, 1);
 	assert_int_equal(a.mapped_bytes, 3 * G);
 	assert_int_equal(smmap_mapped_memory_size(m), 3 * G);
@@ -162,8 +137,8 @@ static void test_soft_memory_limit(void **state)
 	/* One idle region: it is evicted first, then the rest overcommits. */
 	smmap_cursor_unuse_region(&c[0]);
 	assert_int_equal(smmap_cursor_use_region(&c[3], 3 * (int64_t)G, 0), 1);
-	check_bytes(&c[3], 3 * G, 4);
-	a = stats(m);
+	tl_check_cursor(&c[3], 3 * G, 4);
+	a = tl_stats(m);
 	assert_int_equal(a.evictions, 1);
 	assert_int_equal(a.overcommits, 2);
 	assert_int_equal(a.mapped_bytes, 3 * G);
@@ -171,8 +146,8 @@ static void test_soft_memory_limit(void **state)
 	for (int i = 0; i < 4; i++)
 		smmap_cursor_unuse_region(&c[i]);
 	assert_int_equal(smmap_cursor_use_region(&c[0], 4 * (int64_t)G, 0), 1);
-	check_bytes(&c[0], 4 * G, 4);
-	a = stats(m);
+	tl_check_cursor(&c[0], 4 * G, 4);
+	a = tl_stats(m);
 	assert_int_equal(a.evictions, 3);
 	assert_int_equal(a.overcommits, 2);
 	assert_int_equal(a.mapped_bytes, 2 * G);
@@ -196,20 +171,20 @@ static void test_hard_memory_limit(void **state)
 		assert_int_equal(smmap_cursor_init_path(&c[i], m, path), 0);
 	assert_int_equal(smmap_cursor_use_region(&c[0], 0, 0), 1);
 	assert_int_equal(smmap_cursor_use_region(&c[1], (int64_t)G, 0), 1);
-	a = stats(m);
+	a = tl_stats(m);
 	assert_int_equal(smmap_cursor_use_region(&c[2], 2 * (int64_t)G, 0),
 			 -EAGAIN);
 	check_invalid(&c[2]);
-	assert_int_equal(stats(m).limit_refusals, a.limit_refusals + 1);
-	assert_int_equal(stats(m).mapped_bytes, 2 * G);
-	assert_int_equal(stats(m).overcommits, 0);
+	assert_int_equal(tl_stats(m).limit_refusals, a.limit_refusals + 1);
+	assert_int_equal(tl_stats(m).mapped_bytes, 2 * G);
+	assert_int_equal(tl_stats(m).overcommits, 0);
 	smmap_cursor_unuse_region(&c[0]);
 	assert_int_equal(smmap_cursor_use_region(&c[2], 2 * (int64_t)G, 0), 1);
-	check_bytes(&c[2], 2 * G, 5);
-	assert_int_equal(stats(m).evictions, a.evictions + 1);
-	assert_int_equal(stats(m).mapped_bytes, 2 * G);
-	assert_true(stats(m).peak_mapped_bytes <= 2 * G);
-	assert_int_equal(stats(m).overcommits, 0);
+	tl_check_cursor(&c[2], 2 * G, 5);
+	assert_int_equal(tl_stats(m).evictions, a.evictions + 1);
+	assert_int_equal(tl_stats(m).mapped_bytes, 2 * G);
+	assert_true(tl_stats(m).peak_mapped_bytes <= 2 * G);
+	assert_int_equal(tl_stats(m).overcommits, 0);
 	for (int i = 0; i < 3; i++)
 		smmap_cursor_dispose(&c[i]);
 	assert_int_equal(smmap_manager_free(m), 0);
@@ -232,19 +207,19 @@ static void test_window_above_hard_limit(void **state)
 	(void)state;
 	/* Static: the whole file is the window. */
 	assert_int_equal(smmap_cursor_init_path(&c, ms, big), 0);
-	a = stats(ms);
+	a = tl_stats(ms);
 	assert_int_equal(smmap_cursor_use_region(&c, 0, 0), -ENOMEM);
 	check_invalid(&c);
-	assert_int_equal(stats(ms).limit_refusals, a.limit_refusals + 1);
-	assert_int_equal(stats(ms).mappings, 0);
-	assert_int_equal(stats(ms).mapped_bytes, 0);
-	assert_int_equal(stats(ms).mmap_calls, 0);
+	assert_int_equal(tl_stats(ms).limit_refusals, a.limit_refusals + 1);
+	assert_int_equal(tl_stats(ms).mappings, 0);
+	assert_int_equal(tl_stats(ms).mapped_bytes, 0);
+	assert_int_equal(tl_stats(ms).mmap_calls, 0);
 	smmap_cursor_dispose(&c);
 	assert_int_equal(smmap_cursor_init_path(&c, ms, small), 0);
 	assert_int_equal(smmap_cursor_use_region(&c, 0, 0), 1);
-	check_bytes(&c, 0, 7);
+	tl_check_cursor(&c, 0, 7);
 	smmap_cursor_dispose(&c);
-	assert_true(stats(ms).peak_mapped_bytes <= 2 * G);
+	assert_true(tl_stats(ms).peak_mapped_bytes <= 2 * G);
 	assert_int_equal(smmap_manager_free(ms), 0);
 
 	/* Sliding with a window above the limit: full windows are refused,
@@ -253,10 +228,10 @@ static void test_window_above_hard_limit(void **state)
 	assert_int_equal(smmap_cursor_use_region(&c, 10, 0), -ENOMEM);
 	check_invalid(&c);
 	assert_int_equal(smmap_cursor_use_region(&c, 4 * (int64_t)G + 1, 0), 1);
-	check_bytes(&c, 4 * G + 1, 8);
+	tl_check_cursor(&c, 4 * G + 1, 8);
 	assert_int_equal(smmap_cursor_size(&c), 99);
-	assert_int_equal(stats(mw).mapped_bytes, 100);
-	assert_int_equal(stats(mw).limit_refusals, 1);
+	assert_int_equal(tl_stats(mw).mapped_bytes, 100);
+	assert_int_equal(tl_stats(mw).limit_refusals, 1);
 	smmap_cursor_dispose(&c);
 	assert_int_equal(smmap_manager_free(mw), 0);
 	free(big);
@@ -299,11 +274,11 @@ static void test_peaks_within_limits(void **state)
 				check_invalid(&c[i]);
 			} else {
 				assert_int_equal(ret, 1);
-				check_bytes(&c[i], ofs, fi ? 10 : 9);
+				tl_check_cursor(&c[i], ofs, fi ? 10 : 9);
 				ok++;
 			}
 		}
-		s = stats(m);
+		s = tl_stats(m);
 		assert_true(s.mappings <= 3);
 		assert_true(s.mapped_bytes <= lim);
 		assert_true(s.peak_mappings <= 3);
@@ -314,10 +289,10 @@ static void test_peaks_within_limits(void **state)
 	}
 	fprintf(stderr, "# %u successful, %u -EAGAIN\n", ok, eagain);
 	assert_true(eagain > 0);
-	assert_int_equal(stats(m).limit_refusals, eagain);
-	assert_true(stats(m).evictions > 0);
-	assert_in_range(stats(m).peak_mappings, 2, 3);
-	assert_in_range(stats(m).peak_mapped_bytes, 4 * G, lim);
+	assert_int_equal(tl_stats(m).limit_refusals, eagain);
+	assert_true(tl_stats(m).evictions > 0);
+	assert_in_range(tl_stats(m).peak_mappings, 2, 3);
+	assert_in_range(tl_stats(m).peak_mapped_bytes, 4 * G, lim);
 	for (int i = 0; i < NC; i++)
 		smmap_cursor_dispose(&c[i]);
 	assert_int_equal(smmap_manager_free(m), 0);
@@ -535,9 +510,9 @@ static void test_empty_file(void **state)
 		smmap_buffer_end(&b);
 		smmap_buffer_end(&b);
 		assert_int_equal(smmap_file_pread(f, buf, sizeof(buf), 0), 0);
-		assert_int_equal(stats(m).mappings, 0);
-		assert_int_equal(stats(m).mmap_calls, 0);
-		assert_int_equal(stats(m).map_failures, 0);
+		assert_int_equal(tl_stats(m).mappings, 0);
+		assert_int_equal(tl_stats(m).mmap_calls, 0);
+		assert_int_equal(tl_stats(m).map_failures, 0);
 		smmap_cursor_dispose(&c);
 		smmap_file_free(f);
 		assert_int_equal(smmap_manager_free(m), 0);
@@ -561,7 +536,7 @@ static void test_offset_at_eof(void **state)
 	assert_int_equal(smmap_cursor_use_region(&c, (int64_t)size - 1, 0), 1);
 	assert_int_equal(smmap_cursor_size(&c), 1);
 	assert_int_equal(smmap_cursor_ofs_end(&c), size);
-	check_bytes(&c, size - 1, 12);
+	tl_check_cursor(&c, size - 1, 12);
 	assert_int_equal(smmap_cursor_use_region(&c, (int64_t)size, 0), 0);
 	check_invalid(&c);
 	assert_true(smmap_cursor_is_associated(&c));
@@ -612,7 +587,7 @@ static void test_window_rounding(void **state)
 		smmap_cursor c;
 
 		assert_int_equal(smmap_window_size(m), w);
-		assert_int_equal(stats(m).window_size, w);
+		assert_int_equal(tl_stats(m).window_size, w);
 		assert_int_equal(w % G, 0);
 		assert_true(w >= req[i] && w - req[i] < G);
 		assert_int_equal(smmap_cursor_init_path(&c, m, path), 0);
@@ -634,7 +609,7 @@ static void test_window_rounding(void **state)
 			assert_int_equal(info.ofs + info.size, end);
 			assert_true(info.size <= w);
 			assert_int_equal(smmap_cursor_ofs_end(&c), end);
-			check_bytes(&c, ofs, 13);
+			tl_check_cursor(&c, ofs, 13);
 		}
 		smmap_cursor_dispose(&c);
 		assert_int_equal(smmap_manager_free(m), 0);

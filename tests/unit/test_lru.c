@@ -35,26 +35,10 @@ static smmap_manager *new_manager(enum smmap_policy policy, uint64_t window,
 				  uint64_t max_handles, uint64_t max_mapped,
 				  unsigned flags)
 {
-	smmap_options o;
-	smmap_manager *m = NULL;
-
-	smmap_options_init(&o, policy);
-	if (policy == SMMAP_SLIDING)
-		o.window_size = window;
-	o.max_handles = max_handles;
-	o.max_mapped = max_mapped;
-	o.flags = flags;
-	assert_int_equal(smmap_manager_new(&m, &o), 0);
-	assert_non_null(m);
-	return m;
-}
-
-static struct smmap_stats stats(const smmap_manager *m)
-{
-	struct smmap_stats s;
-
-	smmap_stats_get(&s, m);
-	return s;
+	return tl_manager(policy, (struct tl_opts){ .window = window,
+						  .max_handles = max_handles,
+						  .max_mapped = max_mapped,
+						  .flags = flags });
 }
 
 /* Point `c` (re-associated with the slot's file) at the slot's window. */
@@ -82,10 +66,10 @@ static void check_cursor_bytes(const smmap_cursor *c, const struct slot *s)
 static void expect_miss(smmap_manager *m, smmap_cursor *c,
 			const struct slot *s, unsigned evict)
 {
-	struct smmap_stats a = stats(m), b;
+	struct smmap_stats a = tl_stats(m), b;
 
 	assert_int_equal(use_slot(c, m, s), 1);
-	b = stats(m);
+	b = tl_stats(m);
 	assert_int_equal(b.misses, a.misses + 1);
 	assert_int_equal(b.hits, a.hits);
 	assert_int_equal(b.evictions, a.evictions + evict);
@@ -96,10 +80,10 @@ static void expect_miss(smmap_manager *m, smmap_cursor *c,
 static void expect_hit(smmap_manager *m, smmap_cursor *c,
 		       const struct slot *s)
 {
-	struct smmap_stats a = stats(m), b;
+	struct smmap_stats a = tl_stats(m), b;
 
 	assert_int_equal(use_slot(c, m, s), 1);
-	b = stats(m);
+	b = tl_stats(m);
 	assert_int_equal(b.hits, a.hits + 1);
 	assert_int_equal(b.misses, a.misses);
 	assert_int_equal(b.evictions, a.evictions);
@@ -116,12 +100,12 @@ static void expect_lru(smmap_manager *m, const struct slot *const *lru,
 {
 	smmap_cursor p;
 
-	assert_int_equal(stats(m).mappings, pinned + n);
+	assert_int_equal(tl_stats(m).mappings, pinned + n);
 	smmap_cursor_init(&p, m);
 	for (size_t i = 0; i < n; i++)
 		expect_hit(m, &p, lru[i]);
 	smmap_cursor_dispose(&p);
-	assert_int_equal(stats(m).mappings, pinned + n);
+	assert_int_equal(tl_stats(m).mappings, pinned + n);
 }
 
 /*
@@ -137,7 +121,7 @@ static void run_release_order(smmap_manager *m, const struct slot *maps,
 	smmap_cursor *c = calloc(n, sizeof(*c));
 	smmap_cursor *nc = calloc(n, sizeof(*nc));
 	const struct slot **lru = calloc(n, sizeof(*lru));
-	struct smmap_stats s0 = stats(m);
+	struct smmap_stats s0 = tl_stats(m);
 
 	assert_non_null(c);
 	assert_non_null(nc);
@@ -147,7 +131,7 @@ static void run_release_order(smmap_manager *m, const struct slot *maps,
 		smmap_cursor_init(&nc[i], m);
 		expect_miss(m, &c[i], &maps[i], 0);
 	}
-	assert_int_equal(stats(m).mappings, n);
+	assert_int_equal(tl_stats(m).mappings, n);
 	for (size_t i = 0; i < n; i++) {
 		smmap_cursor_unuse_region(&c[perm[i]]);
 		assert_false(smmap_cursor_is_valid(&c[perm[i]]));
@@ -159,27 +143,27 @@ static void run_release_order(smmap_manager *m, const struct slot *maps,
 		expect_miss(m, &nc[k], &news[k], 1);
 		expect_lru(m, lru + k + 1, n - k - 1, k + 1);
 	}
-	assert_int_equal(stats(m).evictions, s0.evictions + n);
+	assert_int_equal(tl_stats(m).evictions, s0.evictions + n);
 	/* Eviction made the room: never more than n mappings at once. */
-	assert_int_equal(stats(m).peak_mappings, n);
+	assert_int_equal(tl_stats(m).peak_mappings, n);
 	/*
 	 * Every old region is gone and all mappings are pinned: using an old
 	 * window again is no hit.  A hard limit refuses it; the soft memory
 	 * limit maps it anyway (an overcommit).
 	 */
 	for (size_t i = 0; i < n; i++) {
-		struct smmap_stats a = stats(m), b;
+		struct smmap_stats a = tl_stats(m), b;
 
 		if (!soft_memory) {
 			assert_int_equal(use_slot(&c[i], m, &maps[i]), -EAGAIN);
 			assert_false(smmap_cursor_is_valid(&c[i]));
-			b = stats(m);
+			b = tl_stats(m);
 			assert_int_equal(b.mappings, n);
 			assert_int_equal(b.misses, a.misses);
 		} else {
 			assert_int_equal(use_slot(&c[i], m, &maps[i]), 1);
 			check_cursor_bytes(&c[i], &maps[i]);
-			b = stats(m);
+			b = tl_stats(m);
 			assert_int_equal(b.mappings, n + i + 1);
 			assert_int_equal(b.misses, a.misses + 1);
 			assert_int_equal(b.overcommits, a.overcommits + 1);
@@ -224,7 +208,7 @@ static void test_release_order_decides(void **state)
 		run_release_order(m, maps, news, perms[p], 4, false);
 		smmap_file_free(f);
 		assert_int_equal(smmap_collect(m), 4);
-		assert_int_equal(stats(m).mappings, 0);
+		assert_int_equal(tl_stats(m).mappings, 0);
 		assert_int_equal(smmap_manager_free(m), 0);
 	}
 	free(path);
@@ -248,7 +232,7 @@ static void test_memory_limit_evicts_lru(void **state)
 	}
 	run_release_order(m, maps, news, perm, 3, true);
 	/* Only the deliberate overcommits above went past the limit. */
-	assert_int_equal(stats(m).overcommits, 3);
+	assert_int_equal(tl_stats(m).overcommits, 3);
 	smmap_file_free(f);
 	assert_int_equal(smmap_collect(m), 6);
 	assert_int_equal(smmap_manager_free(m), 0);
@@ -277,9 +261,9 @@ static void test_static_lru_across_files(void **state)
 		news[i] = (struct slot){ f[3 + i], (int64_t)(G + i), 13 + i };
 	}
 	run_release_order(m, maps, news, perm, 3, false);
-	assert_int_equal(stats(m).open_files, 3);
+	assert_int_equal(tl_stats(m).open_files, 3);
 	assert_int_equal(smmap_collect(m), 3);
-	assert_int_equal(stats(m).open_files, 0);
+	assert_int_equal(tl_stats(m).open_files, 0);
 	for (unsigned i = 0; i < 6; i++) {
 		smmap_file_free(f[i]);
 		free(paths[i]);
@@ -318,7 +302,7 @@ static void test_just_released_survives(void **state)
 	expect_lru(m, lru, 1, 1);
 	/* And window 1 must now be mapped again (a miss evicting 0). */
 	expect_miss(m, &c1, &w[1], 1);
-	assert_int_equal(stats(m).mappings, 2);
+	assert_int_equal(tl_stats(m).mappings, 2);
 	smmap_cursor_dispose(&c1);
 	smmap_cursor_dispose(&c2);
 	smmap_file_free(f);
@@ -357,10 +341,10 @@ static void test_pinned_never_evicted(void **state)
 		const struct slot *s = &w[tl_rand_range(1, NWIN - 1)];
 		struct smmap_stats b;
 
-		a = stats(m);
+		a = tl_stats(m);
 		assert_int_equal(use_slot(&mover, m, s), 1);
 		check_cursor_bytes(&mover, s);
-		b = stats(m);
+		b = tl_stats(m);
 		assert_true(b.mappings <= 3);
 		if (b.misses != a.misses)
 			misses++;
@@ -371,7 +355,7 @@ static void test_pinned_never_evicted(void **state)
 		check_cursor_bytes(&pin, &w[0]);
 	}
 	assert_true(misses > 10);
-	assert_true(stats(m).evictions > 10);
+	assert_true(tl_stats(m).evictions > 10);
 	/* Window 0 was mapped exactly once and is still there: a hit. */
 	expect_hit(m, &extra, &w[0]);
 	smmap_cursor_unuse_region(&extra);
@@ -380,14 +364,14 @@ static void test_pinned_never_evicted(void **state)
 	j = k == 1 ? 2 : 1;
 	l = (k == 3 || j == 3) ? 4 : 3;
 	assert_int_equal(use_slot(&third, m, &w[j]), 1);
-	assert_int_equal(stats(m).mappings, 3);
+	assert_int_equal(tl_stats(m).mappings, 3);
 	/* Every mapping pinned: a fourth window is refused, nothing evicted. */
-	a = stats(m);
+	a = tl_stats(m);
 	assert_int_equal(use_slot(&extra, m, &w[l]), -EAGAIN);
 	assert_false(smmap_cursor_is_valid(&extra));
-	assert_int_equal(stats(m).evictions, a.evictions);
-	assert_int_equal(stats(m).limit_refusals, a.limit_refusals + 1);
-	assert_int_equal(stats(m).mappings, 3);
+	assert_int_equal(tl_stats(m).evictions, a.evictions);
+	assert_int_equal(tl_stats(m).limit_refusals, a.limit_refusals + 1);
+	assert_int_equal(tl_stats(m).mappings, 3);
 	check_cursor_bytes(&pin, &w[0]);
 	assert_ptr_equal(smmap_cursor_buffer(&pin), pinned_bytes);
 	/* Release k: it is the only candidate, so it is the victim. */
@@ -428,20 +412,20 @@ static void test_collect(void **state)
 		expect_miss(m, &c[i], &w[i], 0);
 	}
 	smmap_cursor_init(&p, m);
-	assert_int_equal(stats(m).mappings, NWIN);
+	assert_int_equal(tl_stats(m).mappings, NWIN);
 	smmap_cursor_unuse_region(&c[0]);
 	smmap_cursor_unuse_region(&c[2]);
 	smmap_cursor_unuse_region(&c[3]);
 	smmap_cursor_unuse_region(&c[5]);
-	a = stats(m);
+	a = tl_stats(m);
 	assert_int_equal(smmap_collect(m), 4);
-	assert_int_equal(stats(m).collected, a.collected + 4);
-	assert_int_equal(stats(m).mappings, 2);
+	assert_int_equal(tl_stats(m).collected, a.collected + 4);
+	assert_int_equal(tl_stats(m).mappings, 2);
 	assert_int_equal(smmap_num_file_handles(m), 2);
-	assert_int_equal(stats(m).mapped_bytes, 2 * G);
+	assert_int_equal(tl_stats(m).mapped_bytes, 2 * G);
 	assert_int_equal(smmap_mapped_memory_size(m), 2 * G);
-	assert_int_equal(stats(m).open_files, 1);
-	assert_int_equal(stats(m).evictions, a.evictions);
+	assert_int_equal(tl_stats(m).open_files, 1);
+	assert_int_equal(tl_stats(m).evictions, a.evictions);
 	/* The pinned ones are untouched and still mapped (hits). */
 	check_cursor_bytes(&c[1], &w[1]);
 	check_cursor_bytes(&c[4], &w[4]);
@@ -450,20 +434,20 @@ static void test_collect(void **state)
 	smmap_cursor_unuse_region(&p);
 	/* p's releases re-queued nothing: both are still pinned by c[1,4]. */
 	assert_int_equal(smmap_collect(m), 0);
-	assert_int_equal(stats(m).mappings, 2);
+	assert_int_equal(tl_stats(m).mappings, 2);
 	/* The collected ones must be mapped again. */
 	expect_miss(m, &p, &w[0], 0);
 	expect_miss(m, &p, &w[3], 0); /* releases 0 */
 	assert_int_equal(smmap_collect(m), 1);
-	assert_int_equal(stats(m).mappings, 3);
+	assert_int_equal(tl_stats(m).mappings, 3);
 	smmap_cursor_unuse_region(&p);
 	smmap_cursor_unuse_region(&c[1]);
 	smmap_cursor_unuse_region(&c[4]);
 	assert_int_equal(smmap_collect(m), 3);
-	assert_int_equal(stats(m).collected, a.collected + 8);
-	assert_int_equal(stats(m).mappings, 0);
-	assert_int_equal(stats(m).mapped_bytes, 0);
-	assert_int_equal(stats(m).open_files, 0);
+	assert_int_equal(tl_stats(m).collected, a.collected + 8);
+	assert_int_equal(tl_stats(m).mappings, 0);
+	assert_int_equal(tl_stats(m).mapped_bytes, 0);
+	assert_int_equal(tl_stats(m).open_files, 0);
 	assert_int_equal(smmap_collect(m), 0);
 	for (unsigned i = 0; i < NWIN; i++)
 		smmap_cursor_dispose(&c[i]);
@@ -534,7 +518,7 @@ static void model_use(struct model *md, int s)
 static void model_compare(const struct model *md, smmap_manager *m,
 			  const struct smmap_stats *s0, unsigned step)
 {
-	struct smmap_stats s = stats(m);
+	struct smmap_stats s = tl_stats(m);
 
 	if (s.hits - s0->hits != md->hits ||
 	    s.misses - s0->misses != md->misses ||
@@ -587,7 +571,7 @@ static void test_random_against_model(void **state)
 		smmap_cursor_init(&c[i], m);
 		cur[i] = -1;
 	}
-	s0 = stats(m);
+	s0 = tl_stats(m);
 	for (unsigned step = 0; step < steps; step++) {
 		unsigned i = (unsigned)tl_rand_range(0, M_CURSORS - 1);
 		uint64_t op = tl_rand_range(0, 99);
@@ -644,8 +628,8 @@ static void test_random_against_model(void **state)
 		free(paths[i]);
 	}
 	assert_int_equal(smmap_collect(m), md.mappings);
-	assert_int_equal(stats(m).mappings, 0);
-	assert_int_equal(stats(m).files, 0);
+	assert_int_equal(tl_stats(m).mappings, 0);
+	assert_int_equal(tl_stats(m).files, 0);
 	assert_int_equal(smmap_manager_free(m), 0);
 }
 

@@ -36,35 +36,9 @@ static smmap_manager *new_manager(enum smmap_policy policy,
 				  uint64_t window_size, uint64_t max_mapped,
 				  uint64_t max_handles)
 {
-	smmap_options o;
-	smmap_manager *m = NULL;
-
-	smmap_options_init(&o, policy);
-	if (window_size)
-		o.window_size = window_size;
-	if (max_mapped)
-		o.max_mapped = max_mapped;
-	if (max_handles)
-		o.max_handles = max_handles;
-	assert_int_equal(smmap_manager_new(&m, &o), 0);
-	assert_non_null(m);
-	return m;
-}
-
-/* Fail with the first differing offset when got != want. */
-static void expect_bytes(const void *got, const void *want, size_t n,
-			 uint64_t ofs)
-{
-	const unsigned char *a = got, *b = want;
-
-	assert_non_null(got);
-	if (memcmp(got, want, n) == 0)
-		return;
-	for (size_t i = 0; i < n; i++)
-		if (a[i] != b[i])
-			fail_msg("byte at file offset %" PRIu64
-				 " is 0x%02x, expected 0x%02x",
-				 ofs + i, a[i], b[i]);
+	return tl_manager(policy, (struct tl_opts){ .window = window_size,
+						  .max_mapped = max_mapped,
+						  .max_handles = max_handles });
 }
 
 static void expect_pattern(const void *p, size_t n, uint64_t ofs,
@@ -344,7 +318,7 @@ static void test_memory_manager(void **state)
 			assert_true(smmap_cursor_is_valid(&c));
 			assert_int_equal(smmap_cursor_ofs_begin(&c), 10);
 			assert_int_equal(smmap_cursor_size(&c), 10);
-			expect_bytes(smmap_cursor_buffer(&c), expect + 10, 10, 10);
+			tl_expect_bytes(smmap_cursor_buffer(&c), expect + 10, 10, 10);
 			smmap_cursor_dispose(&c);
 		}
 		/* Path and fd name one file: one region, now unused. */
@@ -434,7 +408,7 @@ static void memman_operation(const char *path, int fd, bool static_man,
 		assert_int_equal(rr.size, fsize);
 	assert_int_equal(smmap_cursor_size(&c),
 			 size ? size : fsize - base_offset);
-	expect_bytes(smmap_cursor_buffer(&c), data + base_offset,
+	tl_expect_bytes(smmap_cursor_buffer(&c), data + base_offset,
 		     size ? size : smmap_cursor_size(&c), base_offset);
 
 	/* 3. The same region serves a request at 0. */
@@ -451,7 +425,7 @@ static void memman_operation(const char *path, int fd, bool static_man,
 	assert_int_equal(st1.mmap_calls, st0.mmap_calls);
 	assert_int_equal(smmap_cursor_size(&c), nsize);
 	assert_int_equal(smmap_cursor_ofs_begin(&c), 0);
-	expect_bytes(smmap_cursor_buffer(&c), data, nsize, 0);
+	tl_expect_bytes(smmap_cursor_buffer(&c), data, nsize, 0);
 
 	/* 4. Near the end of the file, overshooting it by 4000 bytes. */
 	{
@@ -502,7 +476,7 @@ static void memman_operation(const char *path, int fd, bool static_man,
 	/* data[base_offset : base_offset + (size or c.size())] */
 	csize = smmap_cursor_size(&c);
 	assert_int_equal(csize, fsize - base_offset);
-	expect_bytes(smmap_cursor_buffer(&c), data + base_offset, csize,
+	tl_expect_bytes(smmap_cursor_buffer(&c), data + base_offset, csize,
 		     base_offset);
 
 	/* 5. */
@@ -537,7 +511,7 @@ static void memman_operation(const char *path, int fd, bool static_man,
 		if (want)
 			assert_true(csize <= want);
 		assert_true(base_offset + csize <= fsize);
-		expect_bytes(smmap_cursor_buffer(&c), data + base_offset, csize,
+		tl_expect_bytes(smmap_cursor_buffer(&c), data + base_offset, csize,
 			     base_offset);
 		num_bytes += csize;
 		assert_true(smmap_cursor_includes_ofs(&c, (int64_t)base_offset));

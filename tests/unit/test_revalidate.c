@@ -21,21 +21,7 @@ static uint64_t G;
 
 static smmap_manager *new_manager(uint64_t window)
 {
-	smmap_options o;
-	smmap_manager *m = NULL;
-
-	smmap_options_init(&o, SMMAP_SLIDING);
-	o.window_size = window;
-	assert_int_equal(smmap_manager_new(&m, &o), 0);
-	return m;
-}
-
-static struct smmap_stats stats(const smmap_manager *m)
-{
-	struct smmap_stats s;
-
-	smmap_stats_get(&s, m);
-	return s;
+	return tl_manager(SMMAP_SLIDING, (struct tl_opts){ .window = window });
 }
 
 static void check_bytes(const smmap_cursor *c, uint64_t ofs, size_t size,
@@ -124,9 +110,9 @@ static void test_grown_file_revalidate(void **state)
 	assert_int_equal(smmap_file_size(f), s0);
 	assert_int_equal(smmap_cursor_use_region(&d, (int64_t)s0 + 50, 0), 0);
 
-	a = stats(m);
+	a = tl_stats(m);
 	assert_int_equal(smmap_file_revalidate(f, NULL), 1);
-	b = stats(m);
+	b = tl_stats(m);
 	assert_int_equal(smmap_file_size(f), s1);
 	assert_int_equal(b.retired, a.retired + 1);
 	/* Retired but pinned: still mapped, still readable, not indexed. */
@@ -139,15 +125,15 @@ static void test_grown_file_revalidate(void **state)
 	check_bytes(&d, s0 + 50, 2 * w - s0 - 50, 1);
 	assert_int_equal(region(&d).ofs, w);
 	assert_int_equal(region(&d).size, w);
-	assert_int_equal(stats(m).misses, b.misses + 1);
-	assert_int_equal(stats(m).mappings, b.mappings + 1);
+	assert_int_equal(tl_stats(m).misses, b.misses + 1);
+	assert_int_equal(tl_stats(m).mappings, b.mappings + 1);
 	assert_int_equal(smmap_cursor_use_region(&d, 2 * (int64_t)w + 1, 0), 1);
 	check_bytes(&d, 2 * w + 1, w - 1, 1);
 
 	/* The retired region goes at its last unpin. */
-	a = stats(m);
+	a = tl_stats(m);
 	smmap_cursor_unuse_region(&c);
-	b = stats(m);
+	b = tl_stats(m);
 	assert_int_equal(b.mappings, a.mappings - 1);
 	assert_int_equal(b.mapped_bytes, a.mapped_bytes - 100);
 	/* c now reads the grown file in full. */
@@ -157,8 +143,8 @@ static void test_grown_file_revalidate(void **state)
 	smmap_cursor_dispose(&d);
 	smmap_file_free(f);
 	smmap_collect(m);
-	assert_int_equal(stats(m).mappings, 0);
-	assert_int_equal(stats(m).mapped_bytes, 0);
+	assert_int_equal(tl_stats(m).mappings, 0);
+	assert_int_equal(tl_stats(m).mapped_bytes, 0);
 	assert_int_equal(smmap_manager_free(m), 0);
 	free(path);
 }
@@ -207,12 +193,12 @@ static void test_shrunk_file(void **state)
 	for (int64_t i = 0; i < 4; i++)
 		assert_int_equal(smmap_cursor_use_region(&c, i * (int64_t)G, 0), 1);
 	smmap_cursor_unuse_region(&c);
-	assert_int_equal(stats(m).mappings, 4);
+	assert_int_equal(tl_stats(m).mappings, 4);
 
 	assert_int_equal(truncate(path, (off_t)s1), 0);
-	a = stats(m);
+	a = tl_stats(m);
 	assert_int_equal(smmap_file_revalidate(f, NULL), 1);
-	b = stats(m);
+	b = tl_stats(m);
 	assert_int_equal(b.retired, a.retired + 3);
 	assert_int_equal(b.mappings, 1); /* window 0 is intact */
 	assert_int_equal(b.mapped_bytes, G);
@@ -226,12 +212,12 @@ static void test_shrunk_file(void **state)
 	assert_int_equal(smmap_cursor_use_region(&c, (int64_t)s1, 0), 0);
 	assert_int_equal(smmap_cursor_use_region(&c, 3 * (int64_t)G + 5, 0), 0);
 	/* Window 0 is still mapped (a hit); window 1 is remapped short. */
-	a = stats(m);
+	a = tl_stats(m);
 	assert_int_equal(smmap_cursor_use_region(&c, 10, 0), 1);
-	assert_int_equal(stats(m).hits, a.hits + 1);
+	assert_int_equal(tl_stats(m).hits, a.hits + 1);
 	check_bytes(&c, 10, G - 10, 3);
 	assert_int_equal(smmap_cursor_use_region(&c, (int64_t)G + 10, 0), 1);
-	assert_int_equal(stats(m).misses, a.misses + 1);
+	assert_int_equal(tl_stats(m).misses, a.misses + 1);
 	check_bytes(&c, G + 10, G / 2 - 10, 3);
 	assert_int_equal(region(&c).size, G / 2);
 	check_whole_file(&c, s1, 3);
@@ -267,7 +253,7 @@ static void test_shrunk_file_noticed_by_mapping(void **state)
 	check_whole_file(&c, s1, 4);
 	smmap_cursor_dispose(&c);
 	smmap_collect(m);
-	assert_int_equal(stats(m).mappings, 0);
+	assert_int_equal(tl_stats(m).mappings, 0);
 	assert_int_equal(smmap_manager_free(m), 0);
 	free(path);
 }
@@ -295,9 +281,9 @@ static void test_pinned_retired_region(void **state)
 	assert_int_equal(region(&c).client_count, 3);
 
 	assert_int_equal(truncate(path, (off_t)(w + G)), 0);
-	a = stats(m);
+	a = tl_stats(m);
 	assert_int_equal(smmap_file_revalidate(f, NULL), 1);
-	b = stats(m);
+	b = tl_stats(m);
 	assert_int_equal(b.retired, a.retired + 1);
 	assert_int_equal(b.mappings, a.mappings); /* pinned: stays mapped */
 	assert_int_equal(region(&c).client_count, 2); /* no longer indexed */
@@ -310,27 +296,27 @@ static void test_pinned_retired_region(void **state)
 	assert_int_equal(smmap_cursor_use_region(&d, (int64_t)w + 7, 0), 1);
 	check_bytes(&d, w + 7, G - 7, 5);
 	assert_int_equal(region(&d).size, G);
-	assert_int_equal(stats(m).mappings, b.mappings + 1);
+	assert_int_equal(tl_stats(m).mappings, b.mappings + 1);
 	assert_ptr_not_equal(smmap_cursor_map(&d, NULL, NULL),
 			     smmap_cursor_map(&c, NULL, NULL));
 	smmap_cursor_unuse_region(&d);
 
 	/* First unpin: still one pin left, still mapped. */
-	a = stats(m);
+	a = tl_stats(m);
 	smmap_cursor_unuse_region(&c);
-	assert_int_equal(stats(m).mappings, a.mappings);
+	assert_int_equal(tl_stats(m).mappings, a.mappings);
 	assert_int_equal(region(&c2).client_count, 1);
 	assert_true(tl_check_pattern(smmap_cursor_buffer(&c2), G, w, 5));
 	/* Last unpin: unmapped now (not left idle on the LRU). */
 	smmap_cursor_dispose(&c2);
-	b = stats(m);
+	b = tl_stats(m);
 	assert_int_equal(b.mappings, a.mappings - 1);
 	assert_int_equal(b.mapped_bytes, a.mapped_bytes - w);
 	assert_int_equal(smmap_collect(m), 1); /* only d's region was idle */
 	smmap_cursor_dispose(&c);
 	smmap_cursor_dispose(&d);
 	smmap_file_free(f);
-	assert_int_equal(stats(m).mappings, 0);
+	assert_int_equal(tl_stats(m).mappings, 0);
 	assert_int_equal(smmap_manager_free(m), 0);
 	free(path);
 }
@@ -351,19 +337,19 @@ static void test_unchanged(void **state)
 	for (int64_t i = 0; i < 4; i++)
 		assert_int_equal(smmap_cursor_use_region(&c, i * (int64_t)G, 0), 1);
 	smmap_cursor_unuse_region(&c);
-	a = stats(m);
+	a = tl_stats(m);
 	assert_int_equal(smmap_file_revalidate(f, NULL), 0);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(smmap_file_revalidate(f, &st), 0);
-	assert_int_equal(stats(m).retired, a.retired);
-	assert_int_equal(stats(m).mappings, 4);
+	assert_int_equal(tl_stats(m).retired, a.retired);
+	assert_int_equal(tl_stats(m).mappings, 4);
 	assert_int_equal(smmap_file_size(f), 3 * G + 5);
 	for (int64_t i = 0; i < 4; i++) {
 		assert_int_equal(smmap_cursor_use_region(&c, i * (int64_t)G, 0), 1);
 		check_bytes(&c, (uint64_t)i * G, i < 3 ? G : 5, 6);
 	}
-	assert_int_equal(stats(m).hits, a.hits + 4);
-	assert_int_equal(stats(m).misses, a.misses);
+	assert_int_equal(tl_stats(m).hits, a.hits + 4);
+	assert_int_equal(tl_stats(m).misses, a.misses);
 	smmap_cursor_dispose(&c);
 	smmap_file_free(f);
 	smmap_collect(m);
@@ -443,8 +429,8 @@ static void test_path_follows_rename(void **state)
 	smmap_cursor_dispose(&c);
 	smmap_file_free(f);
 	smmap_collect(m);
-	assert_int_equal(stats(m).files, 0);
-	assert_int_equal(stats(m).mappings, 0);
+	assert_int_equal(tl_stats(m).files, 0);
+	assert_int_equal(tl_stats(m).mappings, 0);
 	assert_int_equal(smmap_manager_free(m), 0);
 	free(path);
 }
@@ -505,17 +491,17 @@ static void test_fd_handle_estale(void **state)
 	 * (whose ctime changed as it lost its last link: 1 or 0, not -ESTALE).
 	 */
 	replace_file(path, "rv-fd.new", 4 * G, 16);
-	a = stats(m);
+	a = tl_stats(m);
 	assert_in_range(smmap_file_revalidate(f, NULL), 0, 1);
 	assert_int_equal(smmap_file_size(f), 3 * G);
-	assert_int_equal(stats(m).retired, a.retired);
+	assert_int_equal(tl_stats(m).retired, a.retired);
 	assert_int_equal(smmap_file_revalidate(f, NULL), 0);
 	/* A caller's stat of what the path now names: -ESTALE. */
 	assert_int_equal(stat(path, &st), 0);
-	a = stats(m);
+	a = tl_stats(m);
 	assert_int_equal(smmap_file_revalidate(f, &st), -ESTALE);
 	assert_int_equal(smmap_file_size(f), 3 * G); /* left unchanged */
-	assert_int_equal(stats(m).retired, a.retired);
+	assert_int_equal(tl_stats(m).retired, a.retired);
 	/*
 	 * Window 2, not 1: valgrind 3.19 aborts ("aspacem assertion failed:
 	 * !is_freeslot(ix)") at munmap when two mappings of one file with
@@ -538,8 +524,8 @@ static void test_fd_handle_estale(void **state)
 	smmap_cursor_dispose(&c);
 	smmap_file_free(f);
 	smmap_collect(m);
-	assert_int_equal(stats(m).mappings, 0);
-	assert_int_equal(stats(m).files, 0);
+	assert_int_equal(tl_stats(m).mappings, 0);
+	assert_int_equal(tl_stats(m).files, 0);
 	assert_int_equal(smmap_manager_free(m), 0);
 	close(fd);
 	free(path);
@@ -616,11 +602,11 @@ static void test_revalidate_with_stat(void **state)
 	smmap_cursor_unuse_region(&c);
 	grow_file(path, s1, 19);
 	assert_int_equal(stat(path, &st), 0);
-	a = stats(m);
+	a = tl_stats(m);
 	assert_int_equal(smmap_file_revalidate(f, &st), 1);
 	assert_int_equal(smmap_file_size(f), s1);
-	assert_int_equal(stats(m).retired, a.retired + 1); /* the 1-byte one */
-	assert_int_equal(stats(m).mappings, a.mappings - 1);
+	assert_int_equal(tl_stats(m).retired, a.retired + 1); /* the 1-byte one */
+	assert_int_equal(tl_stats(m).mappings, a.mappings - 1);
 	assert_int_equal(smmap_file_revalidate(f, &st), 0);
 	assert_int_equal(smmap_cursor_use_region(&c, 4 * (int64_t)G + 3, 0), 1);
 	check_bytes(&c, 4 * G + 3, G - 3, 19);
@@ -629,10 +615,10 @@ static void test_revalidate_with_stat(void **state)
 	/* The handle believes the caller: a smaller size retires windows. */
 	fake = st;
 	fake.st_size = (off_t)(3 * G);
-	a = stats(m);
+	a = tl_stats(m);
 	assert_int_equal(smmap_file_revalidate(f, &fake), 1);
 	assert_int_equal(smmap_file_size(f), 3 * G);
-	assert_int_equal(stats(m).retired, a.retired + 1); /* window 4 */
+	assert_int_equal(tl_stats(m).retired, a.retired + 1); /* window 4 */
 	assert_int_equal(smmap_cursor_use_region(&c, 4 * (int64_t)G, 0), 0);
 	assert_int_equal(smmap_file_revalidate(f, &st), 1);
 	assert_int_equal(smmap_cursor_use_region(&c, 4 * (int64_t)G, 0), 1);
@@ -640,7 +626,7 @@ static void test_revalidate_with_stat(void **state)
 	smmap_cursor_dispose(&c);
 	smmap_file_free(f);
 	smmap_collect(m);
-	assert_int_equal(stats(m).mappings, 0);
+	assert_int_equal(tl_stats(m).mappings, 0);
 	assert_int_equal(smmap_manager_free(m), 0);
 	free(path);
 }
@@ -682,7 +668,7 @@ static void test_buffer_begin_past_new_end(void **state)
 	smmap_cursor_dispose(&c);
 	smmap_file_free(f);
 	smmap_collect(m);
-	assert_int_equal(stats(m).mappings, 0);
+	assert_int_equal(tl_stats(m).mappings, 0);
 	assert_int_equal(smmap_manager_free(m), 0);
 	free(path);
 }
@@ -761,7 +747,7 @@ static void test_buffer_begin_concurrent_revalidate(void **state)
 	assert_int_equal(smmap_file_revalidate(fl.f, &fl.big), 0);
 	smmap_file_free(fl.f);
 	smmap_collect(m);
-	assert_int_equal(stats(m).mappings, 0);
+	assert_int_equal(tl_stats(m).mappings, 0);
 	assert_int_equal(smmap_manager_free(m), 0);
 	free(path);
 }

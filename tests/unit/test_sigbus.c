@@ -29,35 +29,9 @@
 
 static uint64_t G;
 
-/* Failures seen by worker threads (cmocka asserts are main-thread only). */
-static atomic_uint failures;
-
-#define TCHECK(cond)                                                        \
-	do {                                                                \
-		if (!(cond)) {                                              \
-			atomic_fetch_add(&failures, 1);                     \
-			fprintf(stderr, "# FAILED %s:%d: %s\n", __FILE__,   \
-				__LINE__, #cond);                           \
-		}                                                           \
-	} while (0)
-
 static smmap_manager *new_manager(uint64_t window)
 {
-	smmap_options o;
-	smmap_manager *m = NULL;
-
-	smmap_options_init(&o, SMMAP_SLIDING);
-	o.window_size = window;
-	assert_int_equal(smmap_manager_new(&m, &o), 0);
-	return m;
-}
-
-static struct smmap_stats stats(const smmap_manager *m)
-{
-	struct smmap_stats s;
-
-	smmap_stats_get(&s, m);
-	return s;
+	return tl_manager(SMMAP_SLIDING, (struct tl_opts){ .window = window });
 }
 
 /* Write the pattern over [from, to) with pwrite (extends the file). */
@@ -144,7 +118,7 @@ static void test_pinned_window_faults(void **state)
 		assert_true(tl_check_pattern(dst, size, 0, 1));
 		assert_int_equal(ftruncate(fd, (off_t)cut), 0);
 		memset(dst, 0, size);
-		a = stats(m);
+		a = tl_stats(m);
 		switch (op) {
 		case 0: /* entirely past the new end */
 			n = smmap_cursor_read(&c, dst, G, 5 * (int64_t)G);
@@ -163,8 +137,8 @@ static void test_pinned_window_faults(void **state)
 		assert_int_equal(n, -EIO);
 		assert_false(sigbus_blocked());
 		caught++;
-		assert_int_equal(stats(m).sigbus_caught, a.sigbus_caught + 1);
-		assert_int_equal(stats(m).sigbus_caught, caught);
+		assert_int_equal(tl_stats(m).sigbus_caught, a.sigbus_caught + 1);
+		assert_int_equal(tl_stats(m).sigbus_caught, caught);
 		/* The library learnt the new size. */
 		assert_int_equal(smmap_file_size(f), cut);
 		/*
@@ -189,7 +163,7 @@ static void test_pinned_window_faults(void **state)
 		assert_int_equal(smmap_buffer_copy(&b, dst, 3 * (int64_t)G,
 						   4 * (int64_t)G), -EIO);
 		assert_int_equal(smmap_buffer_byte(&b, 6 * (int64_t)G + 5), -EIO);
-		assert_int_equal(stats(m).sigbus_caught, caught);
+		assert_int_equal(tl_stats(m).sigbus_caught, caught);
 		smmap_buffer_end(&b);
 		assert_int_equal(smmap_buffer_begin(&b, &cb, 0, SMMAP_TO_END), 0);
 		assert_int_equal(smmap_buffer_len(&b), cut);
@@ -206,7 +180,7 @@ static void test_pinned_window_faults(void **state)
 	smmap_cursor_dispose(&cb);
 	smmap_file_free(f);
 	smmap_collect(m);
-	assert_int_equal(stats(m).mappings, 0);
+	assert_int_equal(tl_stats(m).mappings, 0);
 	assert_int_equal(smmap_manager_free(m), 0);
 	close(fd);
 	free(dst);
@@ -233,13 +207,13 @@ static void test_short_count_across_windows(void **state)
 	assert_int_equal(smmap_cursor_init_path(&c, m, path), 0);
 	check_whole_file(&c, size, 2); /* maps all 8 windows */
 	smmap_cursor_unuse_region(&c);
-	assert_int_equal(stats(m).mappings, 8);
+	assert_int_equal(tl_stats(m).mappings, 8);
 	assert_int_equal(ftruncate(fd, (off_t)cut), 0);
 	memset(dst, 0, size);
 	n = smmap_cursor_read(&c, dst, 6 * G, (int64_t)G);
 	assert_int_equal(n, (ssize_t)(cut - G));
 	assert_true(tl_check_pattern(dst, (size_t)n, G, 2));
-	assert_int_equal(stats(m).sigbus_caught, 1);
+	assert_int_equal(tl_stats(m).sigbus_caught, 1);
 	assert_false(sigbus_blocked());
 	{
 		uint64_t fsize;
@@ -248,13 +222,13 @@ static void test_short_count_across_windows(void **state)
 		assert_int_equal(fsize, cut);
 	}
 	/* Windows past the cut were retired by the revalidation. */
-	assert_int_equal(stats(m).mappings, 3);
+	assert_int_equal(tl_stats(m).mappings, 3);
 	assert_int_equal(smmap_cursor_read(&c, dst, 6 * G, (int64_t)G),
 			 (ssize_t)(cut - G));
 	restore_file(fd, size, 2);
 	assert_int_equal(smmap_file_revalidate(smmap_cursor_file(&c), NULL), 1);
 	check_whole_file(&c, size, 2);
-	assert_int_equal(stats(m).sigbus_caught, 1);
+	assert_int_equal(tl_stats(m).sigbus_caught, 1);
 	smmap_cursor_dispose(&c);
 	smmap_collect(m);
 	assert_int_equal(smmap_manager_free(m), 0);
@@ -289,9 +263,9 @@ static void judge_copy(struct shared *sh, ssize_t n, const unsigned char *dst,
 		       size_t len, uint64_t ofs)
 {
 	if (n > 0) {
-		TCHECK((size_t)n <= len);
+		TL_TCHECK((size_t)n <= len);
 		/* Consume the destination: every byte claimed must match. */
-		TCHECK(tl_check_pattern(dst, (size_t)n, ofs, sh->salt));
+		TL_TCHECK(tl_check_pattern(dst, (size_t)n, ofs, sh->salt));
 		atomic_fetch_add(&sh->ok_bytes, (uint64_t)n);
 		if ((size_t)n < len)
 			atomic_fetch_add(&sh->short_reads, 1);
@@ -305,7 +279,7 @@ static void judge_copy(struct shared *sh, ssize_t n, const unsigned char *dst,
 	} else {
 		fprintf(stderr, "# unexpected result %zd (%s)\n", n,
 			strerror((int)-n));
-		TCHECK(!"unexpected error");
+		TL_TCHECK(!"unexpected error");
 	}
 }
 
@@ -346,7 +320,7 @@ static void reader_random_op(struct shared *sh, smmap_cursor *c,
 	case 3:
 		ret = smmap_buffer_begin(b, cb, (int64_t)ofs, SMMAP_TO_END);
 		if (ret == -ERANGE) { /* the file is known shorter now */
-			TCHECK(smmap_buffer_len(b) == 0);
+			TL_TCHECK(smmap_buffer_len(b) == 0);
 			atomic_fetch_add(&sh->zero, 1);
 			break;
 		}
@@ -357,12 +331,12 @@ static void reader_random_op(struct shared *sh, smmap_cursor *c,
 		/* Clamped to the end of the file (whatever size it had). */
 		if (smmap_buffer_len(b) == 0) {
 			/* B15: the file was empty, an empty buffer at 0. */
-			TCHECK(ofs == 0);
+			TL_TCHECK(ofs == 0);
 			atomic_fetch_add(&sh->zero, 1);
 			smmap_buffer_end(b);
 			break;
 		}
-		TCHECK(smmap_buffer_len(b) <= sh->size - ofs);
+		TL_TCHECK(smmap_buffer_len(b) <= sh->size - ofs);
 		if (smmap_buffer_len(b) > sh->size - ofs) {
 			fprintf(stderr, "# buffer at %" PRIu64 ": length %" PRIu64
 				" past the end of the file\n", ofs,
@@ -384,7 +358,7 @@ static void reader_random_op(struct shared *sh, smmap_cursor *c,
 			} else {
 				ret = smmap_buffer_byte(b, (int64_t)s);
 				if (ret >= 0) {
-					TCHECK(ret == tl_pattern(ofs + s,
+					TL_TCHECK(ret == tl_pattern(ofs + s,
 								 sh->salt));
 					atomic_fetch_add(&sh->ok_bytes, 1);
 				} else {
@@ -408,25 +382,25 @@ static void *reader_main(void *arg)
 	ssize_t n;
 
 	tl_srand(100 + rd->id);
-	TCHECK(dst != NULL);
+	TL_TCHECK(dst != NULL);
 	if (!dst)
 		return NULL;
-	TCHECK(smmap_cursor_init_file(&c, sh->f) == 0);
-	TCHECK(smmap_cursor_init_file(&cb, sh->f) == 0);
+	TL_TCHECK(smmap_cursor_init_file(&c, sh->f) == 0);
+	TL_TCHECK(smmap_cursor_init_file(&cb, sh->f) == 0);
 	smmap_buffer_init(&b);
 
 	/* Phase 1: every reader pins the last window, the file is cut. */
-	TCHECK(smmap_cursor_use_region(&c, (int64_t)(sh->size - sh->window),
+	TL_TCHECK(smmap_cursor_use_region(&c, (int64_t)(sh->size - sh->window),
 				       0) == 1);
-	TCHECK(smmap_buffer_begin(&b, &cb, (int64_t)(sh->size - sh->window),
+	TL_TCHECK(smmap_buffer_begin(&b, &cb, (int64_t)(sh->size - sh->window),
 				  SMMAP_TO_END) == 0);
 	pthread_barrier_wait(&sh->barrier); /* pinned */
 	pthread_barrier_wait(&sh->barrier); /* cut */
 	n = smmap_cursor_read(&c, dst, 100, (int64_t)(sh->size - 200));
-	TCHECK(n == -EIO);
+	TL_TCHECK(n == -EIO);
 	n = smmap_buffer_copy(&b, dst, 10, (int64_t)sh->window - 10);
-	TCHECK(n == -EIO);
-	TCHECK(!sigbus_blocked());
+	TL_TCHECK(n == -EIO);
+	TL_TCHECK(!sigbus_blocked());
 	smmap_buffer_end(&b);
 	smmap_cursor_unuse_region(&c);
 	pthread_barrier_wait(&sh->barrier); /* faulted */
@@ -446,8 +420,8 @@ static void *reader_main(void *arg)
 		if (len > sh->size - ofs)
 			len = (size_t)(sh->size - ofs);
 		n = smmap_cursor_read(&c, dst, len, (int64_t)ofs);
-		TCHECK(n == (ssize_t)len);
-		TCHECK(tl_check_pattern(dst, len, ofs, sh->salt));
+		TL_TCHECK(n == (ssize_t)len);
+		TL_TCHECK(tl_check_pattern(dst, len, ofs, sh->salt));
 	}
 	smmap_cursor_dispose(&c);
 	smmap_cursor_dispose(&cb);
@@ -477,7 +451,7 @@ static void test_concurrent_truncation(void **state)
 	assert_int_equal(smmap_file_new_path(&sh.f, sh.m, path, 0), 0);
 	assert_int_equal(pthread_barrier_init(&sh.barrier, NULL, NREADERS + 1),
 			 0);
-	atomic_store(&failures, 0);
+	atomic_store(&tl_failures, 0);
 	tl_srand(99);
 	for (unsigned i = 0; i < NREADERS; i++) {
 		rd[i].sh = &sh;
@@ -490,7 +464,7 @@ static void test_concurrent_truncation(void **state)
 	assert_int_equal(ftruncate(sh.fd, (off_t)sh.window), 0);
 	pthread_barrier_wait(&sh.barrier);
 	pthread_barrier_wait(&sh.barrier);
-	s = stats(sh.m);
+	s = tl_stats(sh.m);
 	phase1 = s.sigbus_caught;
 	assert_true(phase1 >= 2 * NREADERS);
 	restore_file(sh.fd, sh.size, sh.salt);
@@ -519,7 +493,7 @@ static void test_concurrent_truncation(void **state)
 	for (unsigned i = 0; i < NREADERS; i++)
 		assert_int_equal(pthread_join(th[i], NULL), 0);
 
-	s = stats(sh.m);
+	s = tl_stats(sh.m);
 	fprintf(stderr,
 		"# %u cycles, %" PRIu64 " ops: %" PRIu64 " bytes ok, %" PRIu64
 		" -EIO, %" PRIu64 " short, %" PRIu64 " empty, %" PRIu64
@@ -527,13 +501,13 @@ static void test_concurrent_truncation(void **state)
 		cycles, (uint64_t)sh.ops, (uint64_t)sh.ok_bytes,
 		(uint64_t)sh.eio, (uint64_t)sh.short_reads, (uint64_t)sh.zero,
 		(uint64_t)sh.eagain, s.sigbus_caught);
-	assert_int_equal(atomic_load(&failures), 0);
+	assert_int_equal(atomic_load(&tl_failures), 0);
 	assert_true(s.sigbus_caught > phase1); /* phase 2 faulted too */
 	assert_true(sh.ok_bytes > 0);
 	assert_true(sh.eio > 0);
 	smmap_file_free(sh.f);
 	smmap_collect(sh.m);
-	assert_int_equal(stats(sh.m).mappings, 0);
+	assert_int_equal(tl_stats(sh.m).mappings, 0);
 	assert_int_equal(smmap_manager_free(sh.m), 0);
 	pthread_barrier_destroy(&sh.barrier);
 	close(sh.fd);
@@ -719,7 +693,7 @@ static void test_reinstall(void **state)
 	assert_int_equal(smmap_sigbus_install(), 0); /* idempotent */
 	assert_int_equal(smmap_cursor_read(&cm.guarded, buf, sizeof(buf),
 					   2 * (int64_t)G), -EIO);
-	assert_int_equal(stats(cm.m).sigbus_caught, 1);
+	assert_int_equal(tl_stats(cm.m).sigbus_caught, 1);
 	assert_false(sigbus_blocked());
 	cut_mapping_teardown(&cm);
 }

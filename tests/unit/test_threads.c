@@ -36,17 +36,6 @@ enum {
 
 static uint64_t G, W, MAX_MAPPED;
 
-static atomic_uint failures;
-
-#define TCHECK(cond)                                                        \
-	do {                                                                \
-		if (!(cond)) {                                              \
-			atomic_fetch_add(&failures, 1);                     \
-			fprintf(stderr, "# FAILED %s:%d: %s\n", __FILE__,   \
-				__LINE__, #cond);                           \
-		}                                                           \
-	} while (0)
-
 struct world {
 	smmap_manager *m;
 	char *paths[NFILES];
@@ -77,13 +66,13 @@ static void check_limits(smmap_manager *m)
 	struct smmap_stats s;
 
 	smmap_stats_get(&s, m);
-	TCHECK(s.mappings <= MAX_HANDLES);
-	TCHECK(s.mapped_bytes <= MAX_MAPPED);
-	TCHECK(s.fds <= MAX_FDS);
-	TCHECK(s.peak_mappings <= MAX_HANDLES);
-	TCHECK(s.peak_mapped_bytes <= MAX_MAPPED);
-	TCHECK(s.peak_fds <= MAX_FDS);
-	TCHECK(s.overcommits == 0);
+	TL_TCHECK(s.mappings <= MAX_HANDLES);
+	TL_TCHECK(s.mapped_bytes <= MAX_MAPPED);
+	TL_TCHECK(s.fds <= MAX_FDS);
+	TL_TCHECK(s.peak_mappings <= MAX_HANDLES);
+	TL_TCHECK(s.peak_mapped_bytes <= MAX_MAPPED);
+	TL_TCHECK(s.peak_fds <= MAX_FDS);
+	TL_TCHECK(s.overcommits == 0);
 }
 
 /* -EAGAIN: let go of everything this worker pins, then retry. */
@@ -103,13 +92,13 @@ static void cursor_setup(struct worker *wk, unsigned i)
 
 	smmap_cursor_dispose(&wk->cs[i]);
 	if (i == 1 && (wk->id & 1)) {
-		TCHECK(smmap_cursor_init_file(&wk->cs[i], w->fdh) == 0);
+		TL_TCHECK(smmap_cursor_init_file(&wk->cs[i], w->fdh) == 0);
 	} else if (i == 0 && wk->id % 3 == 0) {
 		/* A handle of its own, same identity as the shared one. */
-		TCHECK(smmap_cursor_init_path(&wk->cs[i], w->m, w->paths[i]) ==
+		TL_TCHECK(smmap_cursor_init_path(&wk->cs[i], w->m, w->paths[i]) ==
 		       0);
 	} else {
-		TCHECK(smmap_cursor_init_file(&wk->cs[i], w->fh[i]) == 0);
+		TL_TCHECK(smmap_cursor_init_file(&wk->cs[i], w->fh[i]) == 0);
 	}
 }
 
@@ -136,20 +125,20 @@ static void op_use_region(struct worker *wk, unsigned fi)
 		back_off(wk);
 	}
 	if (ofs >= size) {
-		TCHECK(ret == 0);
-		TCHECK(!smmap_cursor_is_valid(c));
+		TL_TCHECK(ret == 0);
+		TL_TCHECK(!smmap_cursor_is_valid(c));
 		return;
 	}
-	TCHECK(ret == 1);
+	TL_TCHECK(ret == 1);
 	if (ret != 1)
 		return;
-	TCHECK(smmap_cursor_ofs_begin(c) == ofs);
-	TCHECK(smmap_cursor_size(c) > 0);
-	TCHECK(req == 0 || smmap_cursor_size(c) <= req);
-	TCHECK(smmap_cursor_ofs_end(c) <= size);
+	TL_TCHECK(smmap_cursor_ofs_begin(c) == ofs);
+	TL_TCHECK(smmap_cursor_size(c) > 0);
+	TL_TCHECK(req == 0 || smmap_cursor_size(c) <= req);
+	TL_TCHECK(smmap_cursor_ofs_end(c) <= size);
 	/* Never past the window containing ofs. */
-	TCHECK(smmap_cursor_ofs_end(c) <= (ofs / W + 1) * W);
-	TCHECK(tl_check_pattern(smmap_cursor_buffer(c), smmap_cursor_size(c),
+	TL_TCHECK(smmap_cursor_ofs_end(c) <= (ofs / W + 1) * W);
+	TL_TCHECK(tl_check_pattern(smmap_cursor_buffer(c), smmap_cursor_size(c),
 				ofs, w->salts[fi]));
 	atomic_fetch_add(&w->bytes, smmap_cursor_size(c));
 }
@@ -177,21 +166,21 @@ static void op_read(struct worker *wk, unsigned fi)
 			back_off(wk);
 			continue;
 		}
-		TCHECK(n >= 0);
+		TL_TCHECK(n >= 0);
 		if (n < 0)
 			break;
 		done += (size_t)n;
 		if (done >= want)
 			break;
 		/* Short before the end: a limit stopped it midway. */
-		TCHECK(n > 0);
+		TL_TCHECK(n > 0);
 		if (n == 0)
 			break;
 		atomic_fetch_add(&w->partial, 1);
 		back_off(wk);
 	}
-	TCHECK(done == want);
-	TCHECK(tl_check_pattern(wk->dst, done, ofs, w->salts[fi]));
+	TL_TCHECK(done == want);
+	TL_TCHECK(tl_check_pattern(wk->dst, done, ofs, w->salts[fi]));
 	atomic_fetch_add(&w->bytes, done);
 }
 
@@ -222,14 +211,14 @@ static void op_buffer(struct worker *wk, unsigned fi)
 
 	if (c == &wk->cb) {
 		smmap_cursor_dispose(&wk->cb);
-		TCHECK(smmap_cursor_init_file(&wk->cb, w->fh[fi]) == 0);
+		TL_TCHECK(smmap_cursor_init_file(&wk->cb, w->fh[fi]) == 0);
 	}
 	ret = begin_retry(wk, c, ofs, req);
-	TCHECK(ret == 0);
+	TL_TCHECK(ret == 0);
 	if (ret != 0)
 		return;
 	len = smmap_buffer_len(&wk->b);
-	TCHECK(len == want);
+	TL_TCHECK(len == want);
 	for (int k = 0; k < 3 && len > 0; k++) {
 		uint64_t s = tl_rand_range(0, len - 1);
 		uint64_t e = tl_rand_range(s, len < s + 3 * W ? len : s + 3 * W);
@@ -247,7 +236,7 @@ static void op_buffer(struct worker *wk, unsigned fi)
 				if (begin_retry(wk, c, ofs, req) != 0)
 					break;
 			}
-			TCHECK(byte == tl_pattern(ofs + s, w->salts[fi]));
+			TL_TCHECK(byte == tl_pattern(ofs + s, w->salts[fi]));
 			continue;
 		}
 		memset(wk->dst, 0xee, (size_t)(e - s));
@@ -259,16 +248,16 @@ static void op_buffer(struct worker *wk, unsigned fi)
 			if (n >= 0 && (uint64_t)n < e - s) {
 				/* A limit stopped it midway: the copied part
 				 * must be right; then retry the range. */
-				TCHECK(n > 0);
-				TCHECK(tl_check_pattern(wk->dst, (size_t)n,
+				TL_TCHECK(n > 0);
+				TL_TCHECK(tl_check_pattern(wk->dst, (size_t)n,
 							ofs + s, w->salts[fi]));
 				atomic_fetch_add(&w->partial, 1);
 				n = -EAGAIN;
 			}
 			if (n != -EAGAIN || ++tries > MAX_RETRIES) {
-				TCHECK(n == (ssize_t)(e - s));
+				TL_TCHECK(n == (ssize_t)(e - s));
 				if (n > 0) {
-					TCHECK(tl_check_pattern(wk->dst,
+					TL_TCHECK(tl_check_pattern(wk->dst,
 								(size_t)n,
 								ofs + s,
 								w->salts[fi]));
@@ -279,7 +268,7 @@ static void op_buffer(struct worker *wk, unsigned fi)
 			}
 			back_off(wk);
 			if (begin_retry(wk, c, ofs, req) != 0) {
-				TCHECK(!"begin failed");
+				TL_TCHECK(!"begin failed");
 				break;
 			}
 		}
@@ -348,17 +337,17 @@ static void *revalidator_main(void *arg)
 		/* Untouched files: unchanged. */
 		for (unsigned i = 0; i < NFILES; i++) {
 			if (i != TOUCHED)
-				TCHECK(smmap_file_revalidate(w->fh[i], NULL) == 0);
+				TL_TCHECK(smmap_file_revalidate(w->fh[i], NULL) == 0);
 		}
-		TCHECK(smmap_file_revalidate(w->fdh, NULL) == 0);
+		TL_TCHECK(smmap_file_revalidate(w->fdh, NULL) == 0);
 		/* The touched file: new times, same size. */
 		sec++;
 		ts[0].tv_sec = ts[1].tv_sec = sec;
 		ts[0].tv_nsec = ts[1].tv_nsec = 0;
-		TCHECK(utimensat(AT_FDCWD, w->paths[TOUCHED], ts, 0) == 0);
-		TCHECK(smmap_file_revalidate(w->fh[TOUCHED], NULL) == 1);
-		TCHECK(smmap_file_revalidate(w->fh[TOUCHED], NULL) == 0);
-		TCHECK(smmap_file_size(w->fh[TOUCHED]) == w->sizes[TOUCHED]);
+		TL_TCHECK(utimensat(AT_FDCWD, w->paths[TOUCHED], ts, 0) == 0);
+		TL_TCHECK(smmap_file_revalidate(w->fh[TOUCHED], NULL) == 1);
+		TL_TCHECK(smmap_file_revalidate(w->fh[TOUCHED], NULL) == 0);
+		TL_TCHECK(smmap_file_size(w->fh[TOUCHED]) == w->sizes[TOUCHED]);
 		atomic_fetch_add(&w->revalidations, 1);
 		atomic_fetch_add(&w->changes, 1);
 		check_limits(w->m);
@@ -409,7 +398,7 @@ static void test_stress(void **state)
 	assert_true(w.fd >= 0);
 	assert_int_equal(smmap_file_new_fd(&w.fdh, w.m, w.fd), 0);
 
-	atomic_store(&failures, 0);
+	atomic_store(&tl_failures, 0);
 	atomic_store(&w.workers_left, NWORKERS);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (unsigned i = 0; i < NWORKERS; i++) {
@@ -445,7 +434,7 @@ static void test_stress(void **state)
 		" peak fds %" PRIu64 "\n",
 		s.hits, s.misses, s.evictions, s.collected, s.limit_refusals,
 		s.fd_waits, s.peak_mappings, s.peak_mapped_bytes, s.peak_fds);
-	assert_int_equal(atomic_load(&failures), 0);
+	assert_int_equal(atomic_load(&tl_failures), 0);
 	assert_int_equal(w.ops, (uint64_t)NWORKERS * w.ops_per_worker);
 	assert_true(s.hits > 0);
 	assert_true(s.misses > 0);

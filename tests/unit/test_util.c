@@ -27,15 +27,7 @@
 static smmap_manager *new_manager(enum smmap_policy policy,
 				  uint64_t window_size)
 {
-	smmap_options o;
-	smmap_manager *m = NULL;
-
-	smmap_options_init(&o, policy);
-	if (policy == SMMAP_SLIDING && window_size)
-		o.window_size = window_size;
-	assert_int_equal(smmap_manager_new(&m, &o), 0);
-	assert_non_null(m);
-	return m;
+	return tl_manager(policy, (struct tl_opts){ .window = window_size });
 }
 
 /* Fail with the first offset where `p` differs from the pattern. */

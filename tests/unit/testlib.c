@@ -167,3 +167,56 @@ bool tl_slow_variant(void)
 
 	return v && *v;
 }
+
+atomic_uint tl_failures;
+
+smmap_manager *tl_manager(enum smmap_policy policy, struct tl_opts o)
+{
+	smmap_options opts;
+	smmap_manager *m = NULL;
+
+	smmap_options_init(&opts, policy);
+	if (policy == SMMAP_SLIDING && o.window)
+		opts.window_size = o.window;
+	if (o.max_handles)
+		opts.max_handles = o.max_handles;
+	if (o.max_mapped)
+		opts.max_mapped = o.max_mapped;
+	if (o.max_fds)
+		opts.max_fds = o.max_fds;
+	opts.flags = o.flags;
+	assert_int_equal(smmap_manager_new(&m, &opts), 0);
+	assert_non_null(m);
+	return m;
+}
+
+struct smmap_stats tl_stats(const smmap_manager *m)
+{
+	struct smmap_stats s;
+
+	smmap_stats_get(&s, m);
+	return s;
+}
+
+void tl_expect_bytes(const void *got, const void *want, size_t n, uint64_t ofs)
+{
+	const unsigned char *a = got, *b = want;
+
+	assert_non_null(got);
+	if (memcmp(got, want, n) == 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (a[i] != b[i])
+			fail_msg("byte at file offset %" PRIu64
+				 " is 0x%02x, expected 0x%02x",
+				 ofs + i, a[i], b[i]);
+}
+
+void tl_check_cursor(const smmap_cursor *c, uint64_t ofs, unsigned salt)
+{
+	assert_true(smmap_cursor_is_valid(c));
+	assert_int_equal(smmap_cursor_ofs_begin(c), ofs);
+	assert_true(smmap_cursor_size(c) > 0);
+	assert_true(tl_check_pattern(smmap_cursor_buffer(c),
+				     smmap_cursor_size(c), ofs, salt));
+}

@@ -17,6 +17,9 @@
 
 #include <cmocka.h>
 
+#include "smmap.h"
+
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -54,5 +57,38 @@ unsigned char *tl_read_file(const char *path, uint64_t *size);
 bool tl_check_pattern(const void *p, size_t n, uint64_t ofs, unsigned salt);
 /** true when running under valgrind or a sanitizer twin (slower). */
 bool tl_slow_variant(void);
+
+/** Manager options for tl_manager(); a field left 0 keeps the default. */
+struct tl_opts {
+	uint64_t window;      /* sliding policy only */
+	uint64_t max_handles;
+	uint64_t max_mapped;
+	unsigned max_fds;
+	unsigned flags;
+};
+
+/** A new manager (fails the test if smmap_manager_new fails). */
+smmap_manager *tl_manager(enum smmap_policy policy, struct tl_opts o);
+/** A snapshot of the manager's counters. */
+struct smmap_stats tl_stats(const smmap_manager *m);
+/** Fail with the first file offset where got[0..n) differs from want. */
+void tl_expect_bytes(const void *got, const void *want, size_t n, uint64_t ofs);
+/** The cursor is valid, begins at ofs and shows pattern `salt` bytes. */
+void tl_check_cursor(const smmap_cursor *c, uint64_t ofs, unsigned salt);
+
+/*
+ * Checks in worker threads: cmocka's asserts only work on the main thread,
+ * so threads count failures (and print them); the test asserts the count
+ * is 0 after joining.
+ */
+extern atomic_uint tl_failures;
+#define TL_TCHECK(cond)                                                     \
+	do {                                                                \
+		if (!(cond)) {                                              \
+			atomic_fetch_add(&tl_failures, 1);                  \
+			fprintf(stderr, "# FAILED %s:%d: %s\n", __FILE__,   \
+				__LINE__, #cond);                           \
+		}                                                           \
+	} while (0)
 
 #endif /* SMMAP_TESTLIB_H */
