@@ -41,21 +41,6 @@ static smmap_manager *new_manager(enum smmap_policy policy,
 						  .max_handles = max_handles });
 }
 
-static void expect_pattern(const void *p, size_t n, uint64_t ofs,
-			   unsigned salt)
-{
-	const unsigned char *b = p;
-
-	assert_non_null(p);
-	if (tl_check_pattern(p, n, ofs, salt))
-		return;
-	for (size_t i = 0; i < n; i++)
-		if (b[i] != tl_pattern(ofs + i, salt))
-			fail_msg("byte at file offset %" PRIu64
-				 " is 0x%02x, expected 0x%02x",
-				 ofs + i, b[i], tl_pattern(ofs + i, salt));
-}
-
 static void region_info(struct smmap_region_info *out, const smmap_cursor *c)
 {
 	assert_int_equal(smmap_cursor_region(out, c), 0);
@@ -197,7 +182,7 @@ static void test_cursor(void **state)
 		region_info(&ib, &b);
 		assert_int_equal(ib.ofs, ia.ofs);
 		assert_int_equal(ib.client_count, 3);
-		expect_pattern(smmap_cursor_buffer(&b), 100, 5000, salt);
+		tl_expect_pattern(smmap_cursor_buffer(&b), 100, 5000, salt);
 
 		/* The copy moves to another window: a new region. */
 		assert_int_equal(smmap_cursor_use_region(&b, (int64_t)fsize - 10,
@@ -205,13 +190,13 @@ static void test_cursor(void **state)
 				 1);
 		assert_int_equal(smmap_num_file_handles(m2), 2);
 		assert_int_equal(smmap_cursor_size(&b), 10);
-		expect_pattern(smmap_cursor_buffer(&b), 10, fsize - 10, salt);
+		tl_expect_pattern(smmap_cursor_buffer(&b), 10, fsize - 10, salt);
 		region_info(&ib, &b);
 		assert_true(ib.ofs != ia.ofs);
 		assert_int_equal(ib.client_count, 2);
 		region_info(&ia, &a);
 		assert_int_equal(ia.client_count, 2);
-		expect_pattern(smmap_cursor_buffer(&a), 100, 5000, salt);
+		tl_expect_pattern(smmap_cursor_buffer(&a), 100, 5000, salt);
 
 		/* A copy of an associated, invalid cursor maps its first region. */
 		smmap_cursor_unuse_region(&a);
@@ -220,13 +205,13 @@ static void test_cursor(void **state)
 		assert_false(smmap_cursor_is_valid(&d));
 		assert_int_equal(smmap_cursor_use_region(&d, 4000000, 1000), 1);
 		assert_int_equal(smmap_num_file_handles(m2), 3);
-		expect_pattern(smmap_cursor_buffer(&d), 1000, 4000000, salt);
+		tl_expect_pattern(smmap_cursor_buffer(&d), 1000, 4000000, salt);
 
 		/* The original is unaffected by its copies being disposed. */
 		smmap_cursor_dispose(&b);
 		smmap_cursor_dispose(&d);
 		assert_int_equal(smmap_cursor_use_region(&a, 5000, 100), 1);
-		expect_pattern(smmap_cursor_buffer(&a), 100, 5000, salt);
+		tl_expect_pattern(smmap_cursor_buffer(&a), 100, 5000, salt);
 		smmap_cursor_dispose(&a);
 		assert_int_equal(smmap_collect(m2), 3);
 		assert_int_equal(smmap_num_file_handles(m2), 0);
@@ -252,7 +237,7 @@ static void test_memory_manager(void **state)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	assert_true(fd >= 0);
 	assert_int_equal(pread(fd, expect, sizeof(expect), 0), 20);
-	expect_pattern(expect, sizeof(expect), 0, 0);
+	tl_expect_pattern(expect, sizeof(expect), 0, 0);
 
 	for (int static_man = 1; static_man >= 0; static_man--) {
 		smmap_manager *man = new_manager(
@@ -578,7 +563,7 @@ static void test_memman_operation(void **state)
 
 	assert_true(fd >= 0);
 	assert_int_equal(len, fsize);
-	expect_pattern(data, (size_t)len, 0, 0);
+	tl_expect_pattern(data, (size_t)len, 0, 0);
 
 	tl_srand(1);
 	for (int static_man = 1; static_man >= 0; static_man--)

@@ -30,22 +30,6 @@ static smmap_manager *new_manager(enum smmap_policy policy,
 	return tl_manager(policy, (struct tl_opts){ .window = window_size });
 }
 
-/* Fail with the first offset where `p` differs from the pattern. */
-static void expect_pattern(const void *p, size_t n, uint64_t ofs,
-			   unsigned salt)
-{
-	const unsigned char *b = p;
-
-	assert_non_null(p);
-	if (tl_check_pattern(p, n, ofs, salt))
-		return;
-	for (size_t i = 0; i < n; i++)
-		if (b[i] != tl_pattern(ofs + i, salt))
-			fail_msg("byte at file offset %" PRIu64
-				 " is 0x%02x, expected 0x%02x",
-				 ofs + i, b[i], tl_pattern(ofs + i, salt));
-}
-
 static void expect_window(const struct smmap__window *w, int64_t ofs,
 			  int64_t size)
 {
@@ -253,11 +237,11 @@ static void test_region(void **state)
 	 * mappings stay valid and still show the file's bytes.
 	 */
 	assert_int_equal(unlink(path), 0);
-	expect_pattern(smmap_cursor_buffer(&rfull), (size_t)fsize, 0, 0);
-	expect_pattern(smmap_cursor_buffer(&rhalfofs_full),
+	tl_expect_pattern(smmap_cursor_buffer(&rfull), (size_t)fsize, 0, 0);
+	tl_expect_pattern(smmap_cursor_buffer(&rhalfofs_full),
 		       (size_t)(fsize - rofs), rofs, 0);
-	expect_pattern(smmap_cursor_buffer(&rhalfofs), (size_t)g, rofs, 0);
-	expect_pattern(smmap_cursor_buffer(&rhalfsize), (size_t)half_size, 0,
+	tl_expect_pattern(smmap_cursor_buffer(&rhalfofs), (size_t)g, rofs, 0);
+	tl_expect_pattern(smmap_cursor_buffer(&rhalfsize), (size_t)half_size, 0,
 		       0);
 	{
 		/* ... and the copying reader too (through the guard). */
@@ -266,7 +250,7 @@ static void test_region(void **state)
 		assert_int_equal(smmap_cursor_read(&rfull, tail, sizeof(tail),
 						   (int64_t)fsize - 64),
 				 64);
-		expect_pattern(tail, sizeof(tail), fsize - 64, 0);
+		tl_expect_pattern(tail, sizeof(tail), fsize - 64, 0);
 		assert_int_equal(smmap_cursor_use_region(&rfull, 0, 0), 1);
 	}
 
@@ -328,7 +312,7 @@ static void test_region(void **state)
 	 */
 	assert_int_equal(smmap_cursor_use_region(&rfull, (int64_t)half_size, 16),
 			 1);
-	expect_pattern(smmap_cursor_buffer(&rfull), 16, half_size, 0);
+	tl_expect_pattern(smmap_cursor_buffer(&rfull), 16, half_size, 0);
 
 	smmap_cursor_dispose(&rfull);
 	smmap_cursor_dispose(&rhalfofs);

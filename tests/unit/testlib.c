@@ -212,6 +212,20 @@ void tl_expect_bytes(const void *got, const void *want, size_t n, uint64_t ofs)
 				 ofs + i, a[i], b[i]);
 }
 
+void tl_expect_pattern(const void *p, size_t n, uint64_t ofs, unsigned salt)
+{
+	const unsigned char *b = p;
+
+	assert_non_null(p);
+	if (tl_check_pattern(p, n, ofs, salt))
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (b[i] != tl_pattern(ofs + i, salt))
+			fail_msg("byte at file offset %" PRIu64
+				 " is 0x%02x, expected 0x%02x",
+				 ofs + i, b[i], tl_pattern(ofs + i, salt));
+}
+
 void tl_check_cursor(const smmap_cursor *c, uint64_t ofs, unsigned salt)
 {
 	assert_true(smmap_cursor_is_valid(c));

@@ -73,6 +73,8 @@ smmap_manager *tl_manager(enum smmap_policy policy, struct tl_opts o);
 struct smmap_stats tl_stats(const smmap_manager *m);
 /** Fail with the first file offset where got[0..n) differs from want. */
 void tl_expect_bytes(const void *got, const void *want, size_t n, uint64_t ofs);
+/** Fail with the first file offset where p[0..n) is not pattern `salt`. */
+void tl_expect_pattern(const void *p, size_t n, uint64_t ofs, unsigned salt);
 /** The cursor is valid, begins at ofs and shows pattern `salt` bytes. */
 void tl_check_cursor(const smmap_cursor *c, uint64_t ofs, unsigned salt);
 
