@@ -68,8 +68,13 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	pthread_mutex_lock(&n->lock);
 	need = !n->file;
 	pthread_mutex_unlock(&n->lock);
-	if (need && S_ISREG(st.st_mode))
-		smmap_file_new_opener(&f, fs->man, &opener, &st);
+	if (need && S_ISREG(st.st_mode)) {
+		err = -smmap_file_new_opener(&f, fs->man, &opener, &st);
+		if (err) {
+			fs_reply_err(req, err, "open");
+			return;
+		}
+	}
 	pthread_mutex_lock(&n->lock);
 	if (!n->file) {
 		n->file = f;
