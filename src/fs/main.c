@@ -56,7 +56,12 @@ static void unescape(char *s)
 	*w = '\0';
 }
 
-static bool is_mount_point(const char *path)
+/*
+ * Look @path up in /proc/self/mountinfo.  On a match *dev (if not NULL)
+ * gets the device of the top-most mount there.  Reading the table never
+ * sends a request to a FUSE filesystem, our own included, unlike stat().
+ */
+static bool find_mount(const char *path, dev_t *dev)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	char line[8192];
@@ -64,15 +69,25 @@ static bool is_mount_point(const char *path)
 
 	if (!f)
 		return false;
-	while (!found && fgets(line, sizeof(line), f)) {
+	while (fgets(line, sizeof(line), f)) {
 		char *save = NULL, *tok = strtok_r(line, " ", &save);
+		unsigned maj = 0, min = 0;
+		bool have_dev = false;
 
-		for (int i = 0; tok && i < 4; i++)
+		for (int i = 1; tok && i <= 4; i++) {
 			tok = strtok_r(NULL, " ", &save);
-		if (tok) {
-			unescape(tok);
-			found = strcmp(tok, path) == 0;
+			if (i == 2)
+				have_dev = tok && sscanf(tok, "%u:%u", &maj,
+							 &min) == 2;
 		}
+		if (!tok)
+			continue;
+		unescape(tok);
+		if (strcmp(tok, path) != 0 || !have_dev)
+			continue;
+		found = true;
+		if (dev)
+			*dev = makedev(maj, min);
 	}
 	fclose(f);
 	return found;
@@ -179,7 +194,7 @@ static int check_mountpoint(struct fs *fs)
 		return fail(errno, "cannot stat MOUNTPOINT '%s'", real);
 	if (!S_ISDIR(st.st_mode))
 		return fail(0, "MOUNTPOINT '%s' is not a directory", real);
-	if (is_mount_point(real))
+	if (find_mount(real, NULL))
 		return fail(0, "MOUNTPOINT '%s' is already a mount point "
 			    "(unmount it first)", real);
 	if (path_within(real, cfg->source))
@@ -208,6 +223,13 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_ASYNC_READ;
 	/* 1 MiB requests (max_pages follows max_write). */
 	conn->max_write = FS_MAX_READ;
+	/*
+	 * The kernel keeps the smaller of the device's readahead and this,
+	 * and libfuse lowers this to what the kernel offered at mount time:
+	 * raise it so the value set_read_ahead() wrote survives INIT.
+	 */
+	if (fs->cfg.read_ahead_kb)
+		conn->max_readahead = fs->cfg.read_ahead_kb * 1024u;
 	if (fs->cfg.max_background) {
 		conn->max_background = fs->cfg.max_background;
 		conn->congestion_threshold = fs->cfg.max_background * 3 / 4;
@@ -215,39 +237,46 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 }
 
 /*
- * Raise the mount's readahead (root only).  Runs in its own thread: the
- * stat of the mountpoint needs the session loop to answer it.
+ * Raise the mount's readahead through its backing device (root only).
+ * Done before serving: the device comes from the mount table, not from a
+ * stat() of the mountpoint, which would be a request to ourselves and,
+ * if it were still in flight, would keep a signal from ending the daemon
+ * and make umount fail with EBUSY.
  */
-static void *read_ahead_main(void *arg)
+static void set_read_ahead(struct fs *fs)
 {
-	struct fs *fs = arg;
 	char path[128], msg[128];
-	struct stat st;
+	dev_t dev;
 	FILE *f;
+	int err = ENOENT;
 
-	if (stat(fs->cfg.mountpoint, &st) != 0)
-		return NULL;
+	if (!find_mount(fs->cfg.mountpoint, &dev)) {
+		snprintf(path, sizeof(path), "the mount table");
+		goto out;
+	}
 	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
-		 major(st.st_dev), minor(st.st_dev));
+		 major(dev), minor(dev));
 	/* Within the descriptor budget, like every descriptor we open. */
 	smmap_fd_acquire(fs->man);
 	f = fopen(path, "we");
+	err = errno;
 	if (f) {
 		bool ok = fprintf(f, "%u\n", fs->cfg.read_ahead_kb) > 0;
 
+		err = errno;
 		ok = fclose(f) == 0 && ok;
-		if (ok) {
-			smmap_fd_release(fs->man);
-			return NULL;
-		}
+		if (ok)
+			err = 0;
+		else if (!err)
+			err = errno;
 	}
 	smmap_fd_release(fs->man);
+out:
 	/* The default is best effort (it needs root): report a failure
 	 * only when the option was asked for. */
-	if (fs->cfg.read_ahead_set)
+	if (err && fs->cfg.read_ahead_set)
 		fs_log("smmapfs: cannot set read_ahead in %s: %s", path,
-		       strerror_r(errno, msg, sizeof(msg)));
-	return NULL;
+		       strerror_r(err, msg, sizeof(msg)));
 }
 
 static const struct fuse_lowlevel_ops *make_ops(void)
@@ -322,10 +351,36 @@ static int serve(struct fs *fs)
 	return ret;
 }
 
+/*
+ * Start our helper threads with the signals that end the session blocked,
+ * as libfuse does for its workers: only the thread running the session
+ * loop may take them, because only it is woken by them.  A helper taking
+ * SIGTERM would leave the daemon mounted until the next request.
+ */
+static int start_helpers(struct fs *fs)
+{
+	static const int ending[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT };
+	sigset_t set, old;
+	int err;
+
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(ending) / sizeof(ending[0]); i++)
+		sigaddset(&set, ending[i]);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	err = fs_stats_signal_start(fs);
+	if (!err)
+		err = fs_inval_start(fs);
+	/* Unblock only what was not blocked before (SIGUSR1 stays blocked). */
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(ending) / sizeof(ending[0]); i++)
+		if (!sigismember(&old, ending[i]))
+			sigaddset(&set, ending[i]);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	return err;
+}
+
 static int run(struct fs *fs, struct fuse_args *args)
 {
-	pthread_t ra;
-	bool ra_started = false;
 	int ret = 1;
 
 	fs->se = fuse_session_new(args, make_ops(), sizeof(struct fuse_lowlevel_ops),
@@ -341,16 +396,13 @@ static int run(struct fs *fs, struct fuse_args *args)
 	if (!fs->cfg.foreground)
 		fs_log_use_syslog(true);
 	/* Threads start after daemonizing (fork keeps only the caller). */
-	if (fs_stats_signal_start(fs) != 0 || fs_inval_start(fs) != 0)
+	if (start_helpers(fs) != 0)
 		goto out_threads;
 	/* After libfuse's handlers, so that faults we do not own chain on. */
 	smmap_sigbus_install();
-	if (fs->cfg.read_ahead_kb &&
-	    pthread_create(&ra, NULL, read_ahead_main, fs) == 0)
-		ra_started = true;
+	if (fs->cfg.read_ahead_kb)
+		set_read_ahead(fs);
 	ret = serve(fs) == 0 ? 0 : 1;
-	if (ra_started)
-		pthread_join(ra, NULL);
 out_threads:
 	fs_inval_stop(fs);
 	fs_stats_signal_stop(fs);

@@ -168,6 +168,34 @@ def is_mounted(path):
     return False
 
 
+def diagnose(pid):
+    """Where a daemon that should have exited is stuck: each thread's
+    state, kernel stack and (when gdb is installed) user stack."""
+    out = ["diagnosis of pid %d:" % pid]
+    try:
+        tids = sorted(os.listdir("/proc/%d/task" % pid), key=int)
+    except OSError as e:
+        return "pid %d: %s" % (pid, e)
+    for tid in tids:
+        base = "/proc/%d/task/%s/" % (pid, tid)
+        parts = []
+        for name in ("comm", "wchan", "syscall", "stack"):
+            try:
+                with open(base + name) as f:
+                    parts.append("%s: %s" % (name, f.read().strip()))
+            except OSError:
+                pass
+        out.append("thread %s\n  %s" % (tid, "\n  ".join(parts)))
+    if shutil.which("gdb"):
+        with contextlib.suppress(Exception):
+            r = subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex",
+                                "thread apply all bt"], timeout=60,
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+            out.append(r.stdout)
+    return "\n".join(out)
+
+
 class Mount:
     """A running smmapfs daemon (foreground) with its mountpoint.
 
@@ -272,8 +300,10 @@ class Mount:
         try:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            why = diagnose(self.pid)
             self.kill()
-            raise AssertionError("smmapfs did not exit after unmount")
+            raise AssertionError("smmapfs did not exit after unmount\n%s\n"
+                                 "log:\n%s" % (why, self.log_text()))
         self._log.close()
         check(p.returncode == 0, "fusermount3 -u failed: %s" % p.stderr)
         check(rc == 0, "smmapfs exited with %s after unmount:\n%s"

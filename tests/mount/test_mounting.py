@@ -15,7 +15,7 @@ import subprocess
 import time
 
 from smmapfs_test import (STATS_KEYS, STATS_XATTR, Mount, check, check_eq,
-                          check_stats_bounds, is_mounted, log, main, pattern,
+                          check_stats_bounds, diagnose, is_mounted, log, main, pattern,
                           run, scratch, smmapfs_bin, write_file)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -87,8 +87,9 @@ def wait_gone(mnt, timeout=20):
         if not is_mounted(mnt) and not daemon_pids(mnt):
             return
         time.sleep(0.05)
-    raise AssertionError("daemon or mount still there after unmount: %s"
-                         % daemon_pids(mnt))
+    pids = daemon_pids(mnt)
+    raise AssertionError("daemon or mount still there after unmount: %s\n%s"
+                         % (pids, "\n".join(diagnose(p) for p in pids)))
 
 
 def test_mount_read_unmount():
@@ -167,16 +168,34 @@ def test_sigusr1_logs_stats():
             read_all(m.mnt, files)
 
 
+@contextlib.contextmanager
+def inherited_disposition(sig, handler):
+    """Children started inside get @handler for @sig (as with nohup)."""
+    old = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        signal.signal(sig, old)
+
+
 def test_signals_unmount_cleanly():
+    # Each signal with its default disposition, whatever the test runner
+    # (nohup, CI) left us: an ignored signal is inherited across exec.
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         with scratch("sig") as d:
             src, files = small_source(d)
-            m = Mount(src, os.path.join(d, "mnt"))
+            with inherited_disposition(sig, signal.SIG_DFL):
+                m = Mount(src, os.path.join(d, "mnt"))
             try:
                 read_all(m.mnt, files)
                 fd = os.open(m.path("f1"), os.O_RDONLY)  # busy is fine
                 os.kill(m.pid, sig)
-                rc = m.proc.wait(20)
+                try:
+                    rc = m.proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    raise AssertionError("no exit 20 s after %s\n%s\nlog:\n%s"
+                                         % (sig.name, diagnose(m.pid),
+                                            m.log_text()))
                 os.close(fd)
                 check_eq(rc, 0, "exit status after %s" % sig.name)
                 check(not is_mounted(m.mnt), "still mounted after %s"
@@ -185,6 +204,59 @@ def test_signals_unmount_cleanly():
             finally:
                 if not m.unmounted:
                     m.kill()
+
+
+def test_nohup_keeps_serving():
+    """Started with SIGHUP ignored (nohup), the daemon keeps it ignored:
+    a hangup neither unmounts it nor disturbs reads."""
+    with scratch("nohup") as d:
+        src, files = small_source(d)
+        with inherited_disposition(signal.SIGHUP, signal.SIG_IGN):
+            m = Mount(src, os.path.join(d, "mnt"))
+        with m:
+            os.kill(m.pid, signal.SIGHUP)
+            time.sleep(0.5)
+            check(m.alive() and is_mounted(m.mnt),
+                  "SIGHUP ended a daemon started under nohup")
+            read_all(m.mnt, files)
+
+
+def bdi_read_ahead_kb(mnt):
+    dev = os.stat(mnt).st_dev
+    with open("/sys/class/bdi/%d:%d/read_ahead_kb"
+              % (os.major(dev), os.minor(dev))) as f:
+        return int(f.read())
+
+
+def test_read_ahead():
+    """read_ahead reaches the mount's backing device, found through the
+    mount table (a mountpoint with a space exercises its escapes), and the
+    daemon still ends at once on a signal sent right after mounting."""
+    if not os.access("/sys/class/bdi", os.W_OK):
+        log("read_ahead: /sys/class/bdi not writable, only defaults checked")
+    for opts, want in (({}, 1024), ({"read_ahead": "512K"}, 512),
+                       ({"read_ahead": "8K"}, 8)):
+        with scratch("ra") as d:
+            src, files = small_source(d, n=1)
+            with Mount(src, os.path.join(d, "mount point"), opts) as m:
+                if os.access("/sys/class/bdi", os.W_OK):
+                    check_eq(bdi_read_ahead_kb(m.mnt), want,
+                             "read_ahead_kb with %s" % opts)
+                read_all(m.mnt, files)
+    with scratch("ra-sig") as d:
+        src, files = small_source(d, n=1)
+        m = Mount(src, os.path.join(d, "mnt"))
+        try:
+            os.kill(m.pid, signal.SIGTERM)
+            try:
+                check_eq(m.proc.wait(20), 0, "exit status")
+            except subprocess.TimeoutExpired:
+                raise AssertionError("no exit after an early SIGTERM\n"
+                                     + diagnose(m.pid))
+            m.unmounted = True
+        finally:
+            if not m.unmounted:
+                m.kill()
 
 
 def test_mount_t_and_umount():
@@ -261,7 +333,8 @@ def test_man_page():
 
 
 if __name__ == "__main__":
-    main([test_mount_read_unmount, test_version_and_help,
+    main([test_mount_read_unmount, test_version_and_help, test_read_ahead,
           test_stats_attribute, test_sigusr1_logs_stats,
-          test_signals_unmount_cleanly, test_mount_t_and_umount,
+          test_signals_unmount_cleanly, test_nohup_keeps_serving,
+          test_mount_t_and_umount,
           test_fstab_line, test_second_mount_fails, test_man_page])
