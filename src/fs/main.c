@@ -56,6 +56,25 @@ static void unescape(char *s)
 	*w = '\0';
 }
 
+/* "MAJOR:MINOR" as in /proc/self/mountinfo. */
+static bool parse_dev(const char *s, dev_t *dev)
+{
+	char *end;
+	unsigned long maj, min;
+
+	errno = 0;
+	maj = strtoul(s, &end, 10);
+	if (end == s || *end != ':' || errno)
+		return false;
+	s = end + 1;
+	min = strtoul(s, &end, 10);
+	if (end == s || *end != '\0' || errno || maj > UINT_MAX ||
+	    min > UINT_MAX)
+		return false;
+	*dev = makedev((unsigned)maj, (unsigned)min);
+	return true;
+}
+
 /*
  * Look @path up in /proc/self/mountinfo.  On a match *dev (if not NULL)
  * gets the device of the top-most mount there.  Reading the table never
@@ -71,14 +90,13 @@ static bool find_mount(const char *path, dev_t *dev)
 		return false;
 	while (fgets(line, sizeof(line), f)) {
 		char *save = NULL, *tok = strtok_r(line, " ", &save);
-		unsigned maj = 0, min = 0;
+		dev_t here = 0;
 		bool have_dev = false;
 
 		for (int i = 1; tok && i <= 4; i++) {
 			tok = strtok_r(NULL, " ", &save);
-			if (i == 2)
-				have_dev = tok && sscanf(tok, "%u:%u", &maj,
-							 &min) == 2;
+			if (i == 2 && tok)
+				have_dev = parse_dev(tok, &here);
 		}
 		if (!tok)
 			continue;
@@ -87,7 +105,7 @@ static bool find_mount(const char *path, dev_t *dev)
 			continue;
 		found = true;
 		if (dev)
-			*dev = makedev(maj, min);
+			*dev = here;
 	}
 	fclose(f);
 	return found;

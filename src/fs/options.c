@@ -407,8 +407,11 @@ static int take_cmdline(struct fs_config *cfg, struct fuse_args *args)
 	struct fuse_cmdline_opts o;
 
 	memset(&o, 0, sizeof(o));
-	if (fuse_parse_cmdline(args, &o) != 0)
-		return -1; /* libfuse printed the reason */
+	if (fuse_parse_cmdline(args, &o) != 0) {
+		/* libfuse printed the reason, and may have kept a mountpoint. */
+		free(o.mountpoint);
+		return -1;
+	}
 	free(o.mountpoint);
 	cfg->foreground = o.foreground;
 	cfg->debug = o.debug;
