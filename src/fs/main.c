@@ -254,6 +254,20 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	}
 }
 
+static int write_uint_file(const char *path, unsigned value)
+{
+	FILE *f = fopen(path, "we");
+	int err;
+
+	if (!f)
+		return errno;
+	err = fprintf(f, "%u\n", value) < 0 ? errno : 0;
+	/* sysfs rejects a value when stdio flushes it, in fclose(). */
+	if (fclose(f) != 0 && !err)
+		err = errno;
+	return err;
+}
+
 /*
  * Raise the mount's readahead through its backing device (root only).
  * Done before serving: the device comes from the mount table, not from a
@@ -265,31 +279,20 @@ static void set_read_ahead(struct fs *fs)
 {
 	char path[128], msg[128];
 	dev_t dev;
-	FILE *f;
-	int err = ENOENT;
+	int err;
 
 	if (!find_mount(fs->cfg.mountpoint, &dev)) {
 		snprintf(path, sizeof(path), "the mount table");
-		goto out;
+		err = ENOENT;
+	} else {
+		snprintf(path, sizeof(path),
+			 "/sys/class/bdi/%u:%u/read_ahead_kb", major(dev),
+			 minor(dev));
+		/* Within the descriptor budget, like every descriptor. */
+		smmap_fd_acquire(fs->man);
+		err = write_uint_file(path, fs->cfg.read_ahead_kb);
+		smmap_fd_release(fs->man);
 	}
-	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
-		 major(dev), minor(dev));
-	/* Within the descriptor budget, like every descriptor we open. */
-	smmap_fd_acquire(fs->man);
-	f = fopen(path, "we");
-	err = errno;
-	if (f) {
-		bool ok = fprintf(f, "%u\n", fs->cfg.read_ahead_kb) > 0;
-
-		err = errno;
-		ok = fclose(f) == 0 && ok;
-		if (ok)
-			err = 0;
-		else if (!err)
-			err = errno;
-	}
-	smmap_fd_release(fs->man);
-out:
 	/* The default is best effort (it needs root): report a failure
 	 * only when the option was asked for. */
 	if (err && fs->cfg.read_ahead_set)
