@@ -149,7 +149,7 @@ def test_sigterm_sigint_while_reading():
                 check(r.ok > 0, "no read finished before the signal")
                 before = r.ok
                 os.kill(m.pid, sig)
-                rc = m.proc.wait(30 * SLOW)
+                rc = m.wait_exit(30 * SLOW, "after %s" % sig.name)
                 m.unmounted = True
                 r.finish(15 * SLOW)
                 log("%s: %s" % (sig.name, r.summary()))
@@ -188,7 +188,7 @@ def test_kill9_enotconn_then_lazy_unmount():
                         allowed=TEARDOWN_ERRNOS).start()
             time.sleep(0.5 * SLOW)
             os.kill(m.pid, signal.SIGKILL)
-            rc = m.proc.wait(20)
+            rc = m.wait_exit(20, "after kill -9")
             m.unmounted = True
             check_eq(rc, -signal.SIGKILL, "daemon status after kill -9")
             r.finish(15 * SLOW)

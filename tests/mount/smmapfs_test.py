@@ -297,18 +297,23 @@ class Mount:
         p = subprocess.run(["fusermount3", "-u", self.mnt],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            why = diagnose(self.pid)
-            self.kill()
-            raise AssertionError("smmapfs did not exit after unmount\n%s\n"
-                                 "log:\n%s" % (why, self.log_text()))
+        rc = self.wait_exit(timeout, "after unmount")
         self._log.close()
         check(p.returncode == 0, "fusermount3 -u failed: %s" % p.stderr)
         check(rc == 0, "smmapfs exited with %s after unmount:\n%s"
               % (rc, self.log_text()))
         check(not is_mounted(self.mnt), "still mounted after unmount")
+
+    def wait_exit(self, timeout, what):
+        """The daemon's exit status; if it is still running after
+        @timeout seconds, say where it is stuck, kill it and fail."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            why = diagnose(self.pid)
+            self.kill()
+            raise AssertionError("smmapfs did not exit %s\n%s\nlog:\n%s"
+                                 % (what, why, self.log_text()))
 
     def kill(self):
         """Last resort: lazy unmount and SIGKILL."""

@@ -11,12 +11,11 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import time
 
 from smmapfs_test import (STATS_KEYS, STATS_XATTR, Mount, check, check_eq,
-                          check_stats_bounds, diagnose, is_mounted, log, main, pattern,
-                          run, scratch, smmapfs_bin, write_file)
+                          check_stats_bounds, diagnose, is_mounted, log, main,
+                          pattern, run, scratch, smmapfs_bin, write_file)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MAN = os.path.join(HERE, "..", "..", "docs", "smmapfs.1")
@@ -190,12 +189,7 @@ def test_signals_unmount_cleanly():
                 read_all(m.mnt, files)
                 fd = os.open(m.path("f1"), os.O_RDONLY)  # busy is fine
                 os.kill(m.pid, sig)
-                try:
-                    rc = m.proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    raise AssertionError("no exit 20 s after %s\n%s\nlog:\n%s"
-                                         % (sig.name, diagnose(m.pid),
-                                            m.log_text()))
+                rc = m.wait_exit(20, "20 s after %s" % sig.name)
                 os.close(fd)
                 check_eq(rc, 0, "exit status after %s" % sig.name)
                 check(not is_mounted(m.mnt), "still mounted after %s"
@@ -248,11 +242,8 @@ def test_read_ahead():
         m = Mount(src, os.path.join(d, "mnt"))
         try:
             os.kill(m.pid, signal.SIGTERM)
-            try:
-                check_eq(m.proc.wait(20), 0, "exit status")
-            except subprocess.TimeoutExpired:
-                raise AssertionError("no exit after an early SIGTERM\n"
-                                     + diagnose(m.pid))
+            check_eq(m.wait_exit(20, "after an early SIGTERM"), 0,
+                     "exit status")
             m.unmounted = True
         finally:
             if not m.unmounted:
